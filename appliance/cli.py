@@ -1,0 +1,41 @@
+"""The `appliance` command: one sub-command per module in appliance.commands.
+
+Each command module defines `register(subparsers)`, which adds its parser and sets `func`.
+Errors a user can fix (ApplianceError) are printed to stderr without a traceback, exit code 2.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+
+COMMANDS = ("run", "classify", "detect", "teach", "classes", "models", "bench", "doctor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="appliance", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"appliance.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as exc:
+        print(f"appliance: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

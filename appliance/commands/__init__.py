@@ -1,0 +1,1 @@
+"""Sub-commands of the `appliance` CLI, one module each (see appliance.cli)."""

@@ -1,0 +1,1 @@
+"""Few-shot teaching: imprinted and trained heads over embeddings, and the class store."""

@@ -1,0 +1,1 @@
+"""Capture -> latest-frame slot -> inference -> annotate/encode once -> viewers."""

@@ -1,0 +1,1 @@
+"""Running TFLite models on the Edge TPU or the CPU, and reading their outputs."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real models, photos and few-shot data in ../shared beside the checkout."""
+
+from pathlib import Path
+
+import pytest
+
+from appliance.paths import REPO_ROOT
+
+SHARED = REPO_ROOT.parent / "shared"
+MODELS = SHARED / "models"
+IMAGES = SHARED / "images"
+FLOWERS = SHARED / "data" / "flowers"
+
+CLASSIFIER = "mobilenet_v2_1.0_224_quant.tflite"
+TINY_CLASSIFIER = "mobilenet_v1_0.25_128_quant.tflite"
+DETECTOR = "ssd_mobilenet_v1_coco_quant_2018_06_29_detect.tflite"
+EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} not found: the real models and photos live in ../shared beside the checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return _need(MODELS)
+
+
+@pytest.fixture(scope="session")
+def images_dir() -> Path:
+    return _need(IMAGES)
+
+
+@pytest.fixture(scope="session")
+def flowers_dir() -> Path:
+    return _need(FLOWERS)
