@@ -12,7 +12,7 @@ import sys
 from appliance import __version__
 from appliance.errors import ApplianceError
 
-COMMANDS = ("run", "classify", "detect", "teach", "classes", "models", "bench", "doctor")
+COMMANDS = ("run", "classify", "detect", "teach", "classes", "models", "bench", "doctor", "passwd")
 
 
 def build_parser() -> argparse.ArgumentParser:
