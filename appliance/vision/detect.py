@@ -1,0 +1,151 @@
+"""Object detection from TFLite_Detection_PostProcess outputs, boxes in pixels of the frame given.
+
+The four outputs come in TF1 order (boxes, classes, scores, count), TF2 order (scores, boxes, count,
+classes) or, for models with a signature, output_0..3 = (count, scores, classes, boxes), as pycoral
+reads them.
+"""
+
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from appliance.errors import ModelError
+from appliance.vision import preprocess
+from appliance.vision.classify import label_for, wrong_kind
+from appliance.vision.model import Model, Timings
+
+Object = namedtuple("Object", "id score bbox label")
+
+
+class BBox(namedtuple("BBox", "xmin ymin xmax ymax")):
+    """A box in image pixels, with pycoral's helpers."""
+
+    __slots__ = ()
+
+    @property
+    def width(self) -> float:
+        return self.xmax - self.xmin
+
+    @property
+    def height(self) -> float:
+        return self.ymax - self.ymin
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def valid(self) -> bool:
+        return self.width >= 0 and self.height >= 0
+
+    def scale(self, sx: float, sy: float) -> "BBox":
+        return BBox(self.xmin * sx, self.ymin * sy, self.xmax * sx, self.ymax * sy)
+
+    def translate(self, dx: float, dy: float) -> "BBox":
+        return BBox(self.xmin + dx, self.ymin + dy, self.xmax + dx, self.ymax + dy)
+
+    def map(self, f) -> "BBox":
+        return BBox(*(f(v) for v in self))
+
+    @staticmethod
+    def intersect(a: "BBox", b: "BBox") -> "BBox":
+        return BBox(max(a.xmin, b.xmin), max(a.ymin, b.ymin), min(a.xmax, b.xmax), min(a.ymax, b.ymax))
+
+    @staticmethod
+    def union(a: "BBox", b: "BBox") -> "BBox":
+        return BBox(min(a.xmin, b.xmin), min(a.ymin, b.ymin), max(a.xmax, b.xmax), max(a.ymax, b.ymax))
+
+    @staticmethod
+    def iou(a: "BBox", b: "BBox") -> float:
+        inter = BBox.intersect(a, b)
+        if not inter.valid:
+            return 0.0
+        union = a.area + b.area - inter.area
+        return inter.area / union if union > 0 else 0.0
+
+
+ROLES = ("boxes", "classes", "scores", "count")
+_SIGNATURE_ORDER = {"count": "output_0", "scores": "output_1", "classes": "output_2", "boxes": "output_3"}
+_TF1_ORDER = ("boxes", "classes", "scores", "count")
+_TF2_ORDER = ("scores", "boxes", "count", "classes")
+
+
+def detection_output_order(outputs: list[dict], signature_outputs: dict[str, int] | None = None) -> dict:
+    """Which tensor index holds boxes, classes, scores and count (a pure function of the output details)."""
+    if signature_outputs and set(_SIGNATURE_ORDER.values()) <= set(signature_outputs):
+        order = {role: int(signature_outputs[key]) for role, key in _SIGNATURE_ORDER.items()}
+        by_index = {int(d["index"]): d for d in outputs}
+        shapes = {role: tuple(by_index[i]["shape"]) for role, i in order.items() if i in by_index}
+    else:
+        if len(outputs) != 4:
+            raise ModelError(f"a detector needs 4 outputs, this model has {len(outputs)}",
+                             "use an SSD model exported with TFLite_Detection_PostProcess")
+        names = _TF1_ORDER if int(np.prod(outputs[3]["shape"])) == 1 else _TF2_ORDER
+        order = {role: int(d["index"]) for role, d in zip(names, outputs, strict=True)}
+        shapes = {role: tuple(d["shape"]) for role, d in zip(names, outputs, strict=True)}
+    if len(shapes) == 4 and (shapes["boxes"][-1:] != (4,) or int(np.prod(shapes["count"])) != 1):
+        raise ModelError(f"detector outputs are not in a known order (shapes {shapes})",
+                         "use an SSD model with TFLite_Detection_PostProcess (TF1 or TF2 export)")
+    return order
+
+
+def objects_from_outputs(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count: float, *,
+                         threshold: float, input_size: tuple[int, int], image_scale: tuple[float, float],
+                         image_size: tuple[int, int], labels: dict[int, str] | None = None) -> list[Object]:
+    """Objects scoring at least `threshold`, best first; normalised [ymin, xmin, ymax, xmax] boxes become
+    pixels of the original (w, h) image by undoing the resize / letterbox scale."""
+    width, height = input_size
+    sx, sy = width / image_scale[0], height / image_scale[1]
+    img_w, img_h = image_size
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    classes = np.asarray(classes).reshape(-1)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    n = min(int(count), len(scores), len(boxes), len(classes))
+    found = []
+    for i in range(n):
+        if scores[i] < threshold:
+            continue
+        ymin, xmin, ymax, xmax = (float(v) for v in boxes[i])
+        box = BBox(xmin, ymin, xmax, ymax).scale(sx, sy)
+        box = BBox(max(0.0, box.xmin), max(0.0, box.ymin),
+                   min(float(img_w), box.xmax), min(float(img_h), box.ymax))
+        if not box.valid:
+            continue
+        class_id = int(classes[i])
+        found.append(Object(class_id, float(scores[i]), box.map(round), label_for(class_id, labels)))
+    found.sort(key=lambda o: -o.score)
+    return found
+
+
+class Detector:
+    """Thread-safe: the model's lock covers filling the input, invoking and reading the outputs."""
+
+    def __init__(self, model: Model, labels: dict[int, str] | None = None, *, letterbox: bool = True) -> None:
+        if model.kind != "detector":
+            raise wrong_kind(model, "detector",
+                             "use an SSD detector such as ssd_mobilenet_v1_coco_quant_2018_06_29_detect"
+                             + (" (use `appliance classify` for classifiers)" if model.kind == "classifier"
+                                else ""))
+        self.model = model
+        self.labels = labels
+        self.letterbox = letterbox
+        self.order = detection_output_order(model.output_details, model.signature_outputs)
+        self.last_timings = Timings(0.0, 0.0, 0.0)
+
+    def detect(self, rgb: np.ndarray, threshold: float = 0.4) -> list[Object]:
+        rgb = preprocess.as_rgb(rgb)
+        with self.model.lock:
+            t0 = time.perf_counter()
+            scale = preprocess.set_input(self.model, rgb, letterbox=self.letterbox)
+            t1 = time.perf_counter()
+            self.model.invoke()
+            t2 = time.perf_counter()
+            out = {role: self.model.tensor(i) for role, i in self.order.items()}
+        objects = objects_from_outputs(
+            out["boxes"], out["classes"], out["scores"], float(np.asarray(out["count"]).reshape(-1)[0]),
+            threshold=threshold, input_size=self.model.input_size, image_scale=scale,
+            image_size=(rgb.shape[1], rgb.shape[0]), labels=self.labels)
+        t3 = time.perf_counter()
+        self.last_timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return objects

@@ -1,0 +1,84 @@
+"""RGB frame -> the model's input tensor, written in place: resize or letterbox, then quantise.
+
+Models here expect RGB; the pixel transform is derived from the input tensor's own quantisation so that
+uint8 models with scale 1/128 zp 128 and TF2 models with zp 127 (and float or int8 models) all get the
+values they were trained on.
+"""
+
+from collections import namedtuple
+
+import cv2
+import numpy as np
+
+from appliance.errors import ImageError
+
+# The real input most image models are trained on: (pixel - 127.5) / 127.5, i.e. [-1, 1].
+MEAN = 127.5
+STD = 127.5
+COPY_TOLERANCE = 1.5  # quantised levels; within this a plain pixel copy is what the model expects
+
+PixelMap = namedtuple("PixelMap", "copy gain offset dtype")  # value = pixel * gain + offset, unless copy
+
+
+def pixel_map(detail: dict, mean: float = MEAN, std: float = STD) -> PixelMap:
+    """How a 0..255 pixel becomes an input value for this tensor (a pure function of its details)."""
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if dtype.kind == "f" or not scale:
+        return PixelMap(False, 1.0 / std, -mean / std, dtype)
+    gain = 1.0 / (std * scale)
+    offset = zero_point - mean * gain
+    if dtype == np.uint8:
+        pixels = np.array([0.0, 255.0])
+        if np.max(np.abs(pixels * gain + offset - pixels)) <= COPY_TOLERANCE:
+            return PixelMap(True, 1.0, 0.0, dtype)
+    return PixelMap(False, gain, offset, dtype)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Accept (H, W, 3) uint8 RGB, or grayscale (H, W) / (H, W, 1); anything else is an ImageError."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ImageError("a frame must be a numpy uint8 array", "convert it with np.asarray(img, np.uint8)")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(f"a frame must be RGB of shape (H, W, 3), got {image.shape}",
+                         "drop the alpha channel / convert the image to RGB first")
+    return image
+
+
+def _convert(pixels: np.ndarray, pmap: PixelMap) -> np.ndarray:
+    if pmap.copy:
+        return pixels
+    values = pixels.astype(np.float32) * np.float32(pmap.gain) + np.float32(pmap.offset)
+    if pmap.dtype.kind in "iu":
+        info = np.iinfo(pmap.dtype)
+        values = np.clip(np.rint(values), info.min, info.max)
+    return values.astype(pmap.dtype)
+
+
+def letterbox_size(image_size: tuple[int, int], input_size: tuple[int, int]) -> tuple[int, int]:
+    """Largest (w, h) that fits in input_size keeping the aspect ratio of image_size (w, h)."""
+    (iw, ih), (w, h) = image_size, input_size
+    ratio = min(w / iw, h / ih)
+    return max(1, min(w, int(iw * ratio))), max(1, min(h, int(ih * ratio)))
+
+
+def set_input(model, rgb: np.ndarray, *, letterbox: bool = False) -> tuple[float, float]:
+    """Write `rgb` into the model's input tensor; returns the (x, y) scale from image to tensor pixels.
+
+    With letterbox the image keeps its aspect ratio in the top-left corner and the rest is black, as
+    pycoral's set_resized_input does; without it the image is stretched to the input size.
+    """
+    rgb = as_rgb(rgb)
+    ih, iw = rgb.shape[:2]
+    width, height = model.input_size
+    pmap = pixel_map(model.input_detail)
+    nw, nh = letterbox_size((iw, ih), (width, height)) if letterbox else (width, height)
+    resized = rgb if (nw, nh) == (iw, ih) else cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    view = model.input_view()
+    if (nw, nh) != (width, height):
+        view[:] = _convert(np.zeros((1, 1, 3), np.uint8), pmap)
+    view[:nh, :nw] = _convert(resized, pmap)
+    del view  # the interpreter refuses to invoke while a view of its buffer is alive
+    return nw / iw, nh / ih
