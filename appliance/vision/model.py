@@ -228,5 +228,5 @@ def load_model(path, *, device: str = "auto", edgetpu_device: str = "", num_thre
     interpreter = _make_interpreter(path, delegate, threads)
     model = Model(path, interpreter, "edgetpu" if delegate is not None else "cpu", kind, warning,
                   has_postprocess=DETECTION_OP in data)
-    log.info("loaded %r", model)
+    log.debug("loaded %r", model)
     return model

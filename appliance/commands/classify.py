@@ -1,0 +1,160 @@
+"""`appliance classify`: name what is in photos with an ImageNet classifier, or against taught classes."""
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from appliance.commands.models import add_location_flags, load_settings
+from appliance.errors import ApplianceError, ModelError, StoreError
+
+
+def add_model_flags(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
+    parser.add_argument("--model", metavar="M", help="a .tflite path or a manifest name (see `models list`)")
+    if labels:
+        parser.add_argument("--labels", metavar="L",
+                            help="label file path or name (default: the one that goes with the model)")
+    parser.add_argument("--device", choices=("auto", "cpu", "edgetpu"),
+                        help="where to run (default: the config's vision.device, auto)")
+    parser.add_argument("--edgetpu-device", metavar="SPEC", help="usb, usb:N, pci, pci:N or :N")
+    parser.add_argument("--json", action="store_true", help="print JSON to stdout")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    add_location_flags(parser)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "classify", help="classify photos (ImageNet, or taught classes with --store)",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="classes per image (default 5)")
+    parser.add_argument("--threshold", type=float, default=0.0, metavar="T", help="minimum score (default 0)")
+    parser.add_argument("--store", type=Path, metavar="S",
+                        help="classify against the classes taught into this store (--model = the embedder)")
+    add_model_flags(parser)
+    parser.set_defaults(func=run)
+
+
+class Session:
+    """What every vision command needs: settings, a resolved and loaded model, labels, images."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.models_dir, self.models_from, self.config = load_settings(args)
+        self.vision = self.config.vision if self.config is not None else None
+
+    def resolve(self, name: str) -> Path:
+        from appliance.model_files import resolve_model
+
+        return resolve_model(name, models_dir=self.models_dir, models_from=self.models_from)
+
+    def load(self, name: str, kind: str | None = None):
+        from appliance.vision.model import load_model
+
+        device = self.args.device or (self.vision.device if self.vision else "auto")
+        spec = self.args.edgetpu_device if self.args.edgetpu_device is not None else (
+            self.vision.edgetpu_device if self.vision else "")
+        threads = self.vision.num_threads if self.vision else 0
+        with library_errors(f"loading {name}"):
+            return load_model(self.resolve(name), device=device, edgetpu_device=spec, num_threads=threads,
+                              kind=kind)
+
+    def labels(self, model) -> dict[int, str] | None:
+        from appliance.model_files import labels_for_model
+        from appliance.vision.labels import read_labels
+
+        name = getattr(self.args, "labels", None)
+        if name is None:
+            classes = int(model.output_details[0]["shape"][-1])
+            name = labels_for_model(model.path, kind=model.kind, classes=classes)
+        return read_labels(self.resolve(name)) if name else None
+
+    def images(self) -> list:
+        from appliance.vision.images import read_image
+
+        return [read_image(path) for path in self.args.images]
+
+
+@contextlib.contextmanager
+def library_errors(doing: str):
+    """Turn an unexpected library exception at this boundary into a message without a traceback."""
+    import cv2
+
+    try:
+        yield
+    except ApplianceError:
+        raise
+    except (ValueError, RuntimeError, OSError, cv2.error) as exc:
+        raise ModelError(
+            f"{doing} failed: {type(exc).__name__}: {exc}",
+            "check the model and image files (`appliance models verify`); run with -v for details") from exc
+
+
+def run(args) -> int:
+    session = Session(args)
+    if args.store is not None:
+        results = classify_with_store(session)
+    else:
+        from appliance.vision.classify import Classifier
+
+        name = args.model or (session.vision.classifier if session.vision else "mobilenet_v2_1.0_224_quant")
+        model = session.load(name)
+        classifier = Classifier(model, session.labels(model))
+        images = session.images()
+        results = []
+        with library_errors("classification"):
+            for path, rgb in zip(args.images, images, strict=True):
+                classes = classifier.classify(rgb, top_k=args.top_k, threshold=args.threshold)
+                results.append({"image": path, "classes": [
+                    {"id": c.id, "label": c.label, "score": round(c.score, 6)} for c in classes]})
+    print_results(results, args.json)
+    return 0
+
+
+def classify_with_store(session: Session) -> list[dict]:
+    from appliance.learning.recognizer import Recognizer
+    from appliance.learning.store import ClassStore
+    from appliance.vision.embed import Embedder
+
+    args = session.args
+    if not args.store.is_file():
+        raise StoreError(f"class store {args.store} does not exist",
+                         f"teach classes first: appliance teach --store {args.store} LABEL IMAGE...")
+    name = args.model or (session.vision.embedder if session.vision
+                          else "mobilenet_v1_1.0_224_quant_embedding_extractor")
+    embedder = Embedder(session.load(name))
+    store = ClassStore(args.store, embedding_model=store_identity(embedder.model.path))
+    recognition = session.config.recognition if session.config is not None else None
+    recognizer = Recognizer(store, head=recognition.head if recognition else "auto",
+                            unknown_threshold=recognition.unknown_threshold if recognition else 0.6)
+    images = session.images()
+    results = []
+    with library_errors("classification against the taught classes"):
+        for path, rgb in zip(args.images, images, strict=True):
+            found = recognizer.recognize(embedder.embed(rgb))
+            label = found.label if found.class_id is not None else "unknown"
+            results.append({"image": path, "classes": [
+                {"id": found.class_id, "label": label, "score": round(float(found.score), 6)}]})
+    return results
+
+
+def store_identity(model_path: Path) -> str:
+    """The embedding model's identity as the class store records it."""
+    try:
+        from appliance.learning.model_identity import model_identity
+    except ImportError:  # pragma: no cover - learning part not present
+        return Path(model_path).name
+    return model_identity(model_path)
+
+
+def print_results(results: list[dict], as_json: bool) -> None:
+    if as_json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return
+    for result in results:
+        print(result["image"])
+        for c in result["classes"]:
+            print(f"  {c['score']:.3f}  {c['label']}" + (f"  (id {c['id']})" if c["id"] is not None else ""))
+        if not result["classes"]:
+            print("  (no class above the threshold)")
