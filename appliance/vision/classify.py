@@ -42,7 +42,8 @@ def get_classes(scores: np.ndarray, top_k: int = 5, threshold: float = 0.0,
 
 
 def wrong_kind(model: Model, wanted: str, hint: str) -> ModelError:
-    return ModelError(f"{model.path.name} is a {model.kind} model, not a {wanted}", hint)
+    article = "an" if wanted[0] in "aeiou" else "a"
+    return ModelError(f"{model.path.name} is a {model.kind} model, not {article} {wanted}", hint)
 
 
 class Classifier:
