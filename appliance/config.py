@@ -1,0 +1,489 @@
+"""The appliance's one TOML config: typed frozen sections, defaults, validation up front.
+
+Every key of docs/config.example.toml has a default here. A wrong file is rejected before anything starts,
+with a ConfigError naming the file, the line, the key and the fix (unknown keys suggest the closest
+known one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+from appliance.paths import SYSTEM_CONFIG_PATH, default_data_dir
+
+SERVICE_DATA_DIR = Path("/var/lib/appliance")
+PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = "picamera"
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    loop: bool = True
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    device: str = "auto"
+    edgetpu_device: str = ""
+    models_dir: str = ""
+    models_from: str = ""
+    classifier: str = "mobilenet_v2_1.0_224_quant"
+    classifier_labels: str = "imagenet_labels.txt"
+    detector: str = "ssd_mobilenet_v1_coco_quant_2018_06_29_detect"
+    detector_labels: str = "coco_labels.txt"
+    embedder: str = "mobilenet_v1_1.0_224_quant_embedding_extractor"
+    num_threads: int = 0
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    mode: str = "classify"
+    show_base_labels: bool = False
+    classify_detections: bool = True
+    detect_threshold: float = 0.4
+    unknown_threshold: float = 0.6
+    smoothing_frames: int = 5
+    head: str = "auto"
+
+
+@dataclass(frozen=True)
+class TeachConfig:
+    frames: int = 10
+    seconds: float = 1.0
+    max_samples_per_class: int = 200
+    thumbnails_per_class: int = 4
+
+
+@dataclass(frozen=True)
+class ControlsConfig:
+    enabled: bool = True
+    pin_factory: str = "auto"
+    buttons: tuple[int, ...] = (17, 27, 22, 23)
+    leds: tuple[int, ...] = (5, 6, 13, 19)
+    slot_labels: tuple[str, ...] = ("Class 1", "Class 2", "Class 3", "Class 4")
+    hold_seconds: float = 3.0
+    bounce_seconds: float = 0.05
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 8080
+    threads: int = 48
+    password_hash: str = ""
+    max_request_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    stall_seconds: float = 10.0
+
+
+SECTIONS: dict[str, type] = {
+    "camera": CameraConfig,
+    "vision": VisionConfig,
+    "recognition": RecognitionConfig,
+    "teach": TeachConfig,
+    "controls": ControlsConfig,
+    "web": WebConfig,
+    "service": ServiceConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = SERVICE_DATA_DIR
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    teach: TeachConfig = field(default_factory=TeachConfig)
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    path: Path | None = field(default=None, compare=False)  # the file it was read from; not a key
+
+    @property
+    def models_dir(self) -> Path:
+        """`vision.models_dir`, or `<data_dir>/models` when that is empty."""
+        return Path(self.vision.models_dir) if self.vision.models_dir else self.data_dir / "models"
+
+
+# ---------------------------------------------------------------- value checks
+
+
+class _Bad(Exception):
+    """A value problem, before we know where (file line or command-line flag) it came from."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _coerce(value: Any, kind: Any, default: Any) -> Any:
+    """Check a TOML value against a field's type; ints are accepted where numbers are expected."""
+    if kind in (bool, "bool"):
+        if isinstance(value, bool):
+            return value
+        raise _Bad(f"must be true or false, not {_type_name(value)}", f"write {str(default).lower()}")
+    if kind in (int, "int"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Bad(f"must be an integer, not {_type_name(value)}", f"write a whole number, e.g. {default}")
+    if kind in (float, "float"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise _Bad(f"must be a number, not {_type_name(value)}", f"write a number, e.g. {default}")
+    if kind in (str, "str", Path, "Path"):
+        if isinstance(value, str | Path):
+            return Path(value) if kind in (Path, "Path") else value
+        raise _Bad(f"must be a string, not {_type_name(value)}", f'write it in quotes, e.g. "{default}"')
+    # tuple[int, ...] / tuple[str, ...]
+    item = int if "int" in str(kind) else str
+    if not isinstance(value, list | tuple):
+        raise _Bad(f"must be a list, not {_type_name(value)}", f"write a list, e.g. {_toml(default)}")
+    for element in value:
+        if item is int and (not isinstance(element, int) or isinstance(element, bool)):
+            raise _Bad(f"must be a list of integers; {element!r} is not one", f"e.g. {_toml(default)}")
+        if item is str and not isinstance(element, str):
+            raise _Bad(f"must be a list of strings; {element!r} is not one", f"e.g. {_toml(default)}")
+    return tuple(value)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str | Path):
+        return f'"{value}"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def _in_range(lo: float, hi: float) -> Any:
+    def check(value: float) -> None:
+        if not lo <= value <= hi:
+            raise _Bad(f"is {value}, outside {lo}..{hi}", f"use a value from {lo} to {hi}")
+    return check
+
+
+def _one_of(*choices: str) -> Any:
+    def check(value: str) -> None:
+        if value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1)
+            hint = f'did you mean "{close[0]}"? ' if close else ""
+            listed = ", ".join(choices)
+            raise _Bad(f'is "{value}", not one of {listed}', f"{hint}use one of: {listed}")
+    return check
+
+
+def _not_empty(value: str) -> None:
+    if not str(value).strip():
+        raise _Bad("is empty", "give a value or remove the line to use the default")
+
+
+def _edgetpu_device(value: str) -> None:
+    if not re.fullmatch(r"(|usb|usb:\d+|pci|pci:\d+|:\d+)", value):
+        raise _Bad(f'is "{value}", not an Edge TPU device name',
+                   'use "" (first found), "usb", "usb:N", "pci", "pci:N" or ":N"')
+
+
+def _pins(value: tuple[int, ...]) -> None:
+    if not 1 <= len(value) <= 4:
+        raise _Bad(f"has {len(value)} entries; there are 1 to 4 class slots", "list 1 to 4 BCM pin numbers")
+    for pin in value:
+        if not 0 <= pin <= 27:
+            raise _Bad(f"has pin {pin}; BCM GPIO pins are 0..27",
+                       "use BCM numbers (GPIO17 is 17), not board pin numbers")
+    if len(set(value)) != len(value):
+        raise _Bad("lists a pin twice", "give each slot its own pin")
+
+
+def _labels(value: tuple[str, ...]) -> None:
+    if not 1 <= len(value) <= 4:
+        raise _Bad(f"has {len(value)} entries; there are 1 to 4 class slots", "list 1 to 4 labels")
+    if any(not label.strip() for label in value):
+        raise _Bad("has an empty label", 'give every slot a name, e.g. "Class 1"')
+    if len({label.strip().casefold() for label in value}) != len(value):
+        raise _Bad("lists the same label twice", "give each slot its own label")
+
+
+CHECKS: dict[tuple[str, str], Any] = {
+    ("", "data_dir"): _not_empty,
+    ("camera", "source"): _not_empty,
+    ("camera", "width"): _in_range(16, 8192),
+    ("camera", "height"): _in_range(16, 8192),
+    ("camera", "fps"): _in_range(0.1, 240),
+    ("vision", "device"): _one_of("auto", "edgetpu", "cpu"),
+    ("vision", "edgetpu_device"): _edgetpu_device,
+    ("vision", "classifier"): _not_empty,
+    ("vision", "detector"): _not_empty,
+    ("vision", "embedder"): _not_empty,
+    ("vision", "num_threads"): _in_range(0, 256),
+    ("recognition", "mode"): _one_of("classify", "detect"),
+    ("recognition", "detect_threshold"): _in_range(0.0, 1.0),
+    ("recognition", "unknown_threshold"): _in_range(0.0, 1.0),
+    ("recognition", "smoothing_frames"): _in_range(1, 100),
+    ("recognition", "head"): _one_of("auto", "imprint", "softmax"),
+    ("teach", "frames"): _in_range(1, 100),
+    ("teach", "seconds"): _in_range(0.0, 60.0),
+    ("teach", "max_samples_per_class"): _in_range(1, 100000),
+    ("teach", "thumbnails_per_class"): _in_range(0, 32),
+    ("controls", "pin_factory"): _one_of(*PIN_FACTORIES),
+    ("controls", "buttons"): _pins,
+    ("controls", "leds"): _pins,
+    ("controls", "slot_labels"): _labels,
+    ("controls", "hold_seconds"): _in_range(0.05, 60.0),
+    ("controls", "bounce_seconds"): _in_range(0.0, 1.0),
+    ("web", "host"): _not_empty,
+    ("web", "port"): _in_range(1, 65535),
+    ("web", "threads"): _in_range(1, 1000),
+    ("web", "max_request_bytes"): _in_range(1024, 1 << 30),
+    ("service", "stall_seconds"): _in_range(0.5, 3600.0),
+}
+
+
+def _section_cross_checks(section: str, values: dict[str, Any]) -> tuple[str, _Bad] | None:
+    """Checks between keys of one section: (the key to blame, the problem) or None."""
+    if section == "controls":
+        buttons, leds, labels = values["buttons"], values["leds"], values["slot_labels"]
+        if len(leds) != len(buttons):
+            return "leds", _Bad(f"has {len(leds)} pins but buttons has {len(buttons)}",
+                                "give one LED pin per button (the same number of entries)")
+        if len(labels) != len(buttons):
+            return "slot_labels", _Bad(f"has {len(labels)} labels but buttons has {len(buttons)}",
+                                       "give one label per button (the same number of entries)")
+        shared = set(buttons) & set(leds)
+        if shared:
+            return "leds", _Bad(f"uses pin {min(shared)}, which is also a button", "use separate pins")
+    if section == "teach" and values["max_samples_per_class"] < values["frames"]:
+        return "max_samples_per_class", _Bad(
+            f"({values['max_samples_per_class']}) is smaller than one burst ({values['frames']} frames)",
+            "make max_samples_per_class at least teach.frames")
+    return None
+
+
+def check_value(section: str, key: str, value: Any) -> Any:
+    """The typed, validated value for one key (raises _Bad)."""
+    cls = Config if section == "" else SECTIONS[section]
+    fld = {f.name: f for f in dataclasses.fields(cls)}[key]
+    default = fld.default if fld.default is not dataclasses.MISSING else None
+    typed = _coerce(value, fld.type, default)
+    check = CHECKS.get((section, key))
+    if check:
+        check(typed)
+    return typed
+
+
+# ---------------------------------------------------------------- locating keys in the file
+
+
+def find_line(text: str, section: str, key: str | None) -> int | None:
+    """The 1-based line of `key` inside `[section]` (or of the section header when key is None)."""
+    current = ""
+    header = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(#.*)?$")
+    for number, line in enumerate(text.splitlines(), 1):
+        match = header.match(line)
+        if match:
+            current = match.group(1).strip("\"'")
+            if key is None and current == section:
+                return number
+            continue
+        key_line = key is not None and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", line)
+        if key_line and current == section:
+            return number
+        if key is None and current == "" and re.match(rf"^\s*{re.escape(section)}\s*=", line):
+            return number  # an inline table: section = { ... }
+    return None
+
+
+def _error(origin: str, text: str, section: str, key: str | None, problem: str, fix: str) -> ConfigError:
+    line = find_line(text, section, key) if text else None
+    if line is None and key is not None and section:
+        line = find_line(text, section, None) if text else None
+    where = f"{origin} line {line}" if line else origin
+    name = f"[{section}] {key}" if section and key else (key or f"[{section}]")
+    return ConfigError(f"{where}: {name} {problem}", fix)
+
+
+# ---------------------------------------------------------------- building a Config
+
+
+def _known(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _unknown(origin: str, text: str, section: str, key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    fix = f'did you mean "{close[0]}"? ' if close else ""
+    scope = f"keys in [{section}]" if section else "top-level keys and sections"
+    fix += f"known {scope}: {', '.join(known)}"
+    if section:
+        return _error(origin, text, section, key, "is not a known key", fix)
+    line = find_line(text, key, None) if text else None
+    where = f"{origin} line {line}" if line else origin
+    return ConfigError(f"{where}: {key} is not a known key or section", fix)
+
+
+def build_config(raw: dict[str, Any], *, origin: str = "<config>", text: str = "",
+                 path: Path | None = None) -> Config:
+    """A validated Config from a parsed TOML dict; `text` (the file's text) lets errors name lines."""
+    top_known = ["data_dir", *SECTIONS]
+    top: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in top_known:
+            raise _unknown(origin, text, "", key, top_known)
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise _error(origin, text, key, None, f"must be a table ([{key}]), not {_type_name(value)}",
+                             f"write [{key}] on its own line, then its keys below it")
+            top[key] = _build_section(key, value, origin, text)
+        else:
+            try:
+                top[key] = check_value("", key, value)
+            except _Bad as bad:
+                raise _error(origin, text, "", key, bad.problem, bad.fix) from None
+    return Config(**top, path=path)
+
+
+def _build_section(section: str, raw: dict[str, Any], origin: str, text: str) -> Any:
+    cls = SECTIONS[section]
+    known = _known(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise _unknown(origin, text, section, key, known)
+        try:
+            values[key] = check_value(section, key, value)
+        except _Bad as bad:
+            raise _error(origin, text, section, key, bad.problem, bad.fix) from None
+    merged = {**dataclasses.asdict(cls()), **values}
+    blame = _section_cross_checks(section, merged)
+    if blame:
+        key, bad = blame
+        raise _error(origin, text, section, key, bad.problem, bad.fix)
+    return cls(**values)
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate a config file.
+
+    path None: /etc/appliance/config.toml when it exists, else the defaults. An explicit path must exist.
+    """
+    if path is None:
+        if not SYSTEM_CONFIG_PATH.is_file():
+            return Config()
+        path = SYSTEM_CONFIG_PATH
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist",
+                          "check the path, or copy docs/config.example.toml there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}",
+                          "check its permissions and that it is UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{path} line {match.group(1)}" if match else str(path)
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise ConfigError(f"{where}: TOML syntax error: {message}",
+                          'fix the syntax on that line: key = value, strings in "quotes", '
+                          "lists in [brackets], sections as [name]") from None
+    return build_config(raw, origin=str(path), text=text, path=path)
+
+
+# ---------------------------------------------------------------- overrides from flags and --demo
+
+OVERRIDES: dict[str, tuple[str, str]] = {  # flag name -> (section, key)
+    "source": ("camera", "source"),
+    "width": ("camera", "width"),
+    "height": ("camera", "height"),
+    "fps": ("camera", "fps"),
+    "loop": ("camera", "loop"),
+    "mode": ("recognition", "mode"),
+    "device": ("vision", "device"),
+    "edgetpu_device": ("vision", "edgetpu_device"),
+    "models_dir": ("vision", "models_dir"),
+    "models_from": ("vision", "models_from"),
+    "num_threads": ("vision", "num_threads"),
+    "host": ("web", "host"),
+    "port": ("web", "port"),
+    "web": ("web", "enabled"),
+    "controls": ("controls", "enabled"),
+    "pin_factory": ("controls", "pin_factory"),
+    "data_dir": ("", "data_dir"),
+}
+
+
+def apply_overrides(config: Config, **flags: Any) -> Config:
+    """A copy of `config` with command-line flags applied; flags left None keep the file's value.
+
+    Accepts the names in OVERRIDES (source, mode, host, port, data_dir, device, ...), validated like the file.
+    """
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for name, value in flags.items():
+        if name not in OVERRIDES:
+            raise TypeError(f"apply_overrides() got an unknown flag {name!r}")
+        if value is None:
+            continue
+        section, key = OVERRIDES[name]
+        if isinstance(value, Path) and key != "data_dir":
+            value = str(value)
+        try:
+            typed = check_value(section, key, value)
+        except _Bad as bad:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value}: {bad.problem}", bad.fix) from None
+        if section:
+            sections.setdefault(section, {})[key] = typed
+        else:
+            top[key] = typed
+    changes: dict[str, Any] = dict(top)
+    for section, values in sections.items():
+        changes[section] = dataclasses.replace(getattr(config, section), **values)
+    return dataclasses.replace(config, **changes)
+
+
+def demo_config(config: Config | None = None, *, data_dir: Path | str | None = None) -> Config:
+    """`run --demo`: the demo source, mock pins, the CPU, the page on 127.0.0.1:8080, per-user state."""
+    return apply_overrides(config or Config(), source="demo", pin_factory="mock", device="cpu",
+                           host="127.0.0.1", port=8080, data_dir=data_dir or default_data_dir())
+
+
+def check_config(path: Path | str | None = None) -> str:
+    """Validate a config file (ConfigError when wrong) and summarise it for `appliance run --check-config`."""
+    config = load_config(path)
+    where = str(config.path) if config.path else "built-in defaults (no config file)"
+    c, v, r, ctl, w = config.camera, config.vision, config.recognition, config.controls, config.web
+    lines = [
+        f"config OK: {where}",
+        f"  data_dir: {config.data_dir} (models in {config.models_dir})",
+        f"  camera: {c.source} {c.width}x{c.height} @ {c.fps:g} fps" + (", looping" if c.loop else ""),
+        f"  vision: device {v.device}, models {v.classifier} / {v.detector} / {v.embedder}",
+        f"  recognition: mode {r.mode}, head {r.head}, unknown below {r.unknown_threshold:g}",
+        f"  teach: {config.teach.frames} frames over {config.teach.seconds:g} s",
+        ("  controls: " + (f"{ctl.pin_factory} pins, buttons {list(ctl.buttons)}, LEDs {list(ctl.leds)}, "
+                           f"hold {ctl.hold_seconds:g} s to clear" if ctl.enabled else "disabled")),
+        "  web: " + (f"http://{w.host}:{w.port}/ ({'password set' if w.password_hash else 'no password'})"
+                     if w.enabled else "disabled"),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""The class store's SQLite schema: creation, version checks, migrations, and errors named for the user.
+
+The schema version lives in PRAGMA user_version (read before anything else) and in the meta table (for
+people reading the file with other tools). A file written by a newer schema is refused, never rewritten.
+"""
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL);
+CREATE TABLE classes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label TEXT NOT NULL,
+    label_key TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    batch INTEGER NOT NULL,
+    embedding BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX samples_by_class ON samples(class_id, id);
+CREATE TABLE thumbnails (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    class_id INTEGER NOT NULL REFERENCES classes(id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX thumbnails_by_class ON thumbnails(class_id, id);
+"""
+
+# MIGRATIONS[n] upgrades a schema-n store to n + 1 inside the opening transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def corrupt_fix(path: Path) -> str:
+    return (f"move the file aside (mv {path} {path}.broken) and import your last export with "
+            f"`appliance classes --store {path} import FILE`, or start a new store")
+
+
+def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    """Turn an SQLite error into the StoreError a user can act on."""
+    text = str(exc)
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StoreError(f"the class store {path} is corrupt ({text}) while {doing}", corrupt_fix(path))
+    if "locked" in lowered or "busy" in lowered:
+        return StoreError(f"the class store {path} stayed locked by another process while {doing}",
+                          "stop the other appliance process using this store, or retry")
+    if "full" in lowered:
+        return StoreError(f"the disk holding the class store {path} is full while {doing}",
+                          "free some disk space and retry; nothing was changed")
+    if "readonly" in lowered or "unable to open" in lowered or "permission" in lowered:
+        return StoreError(f"cannot write the class store {path} ({text}) while {doing}",
+                          "check that the folder exists and is writable by this user")
+    return StoreError(f"the class store {path} failed while {doing}: {text}", corrupt_fix(path))
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def prepare(conn: sqlite3.Connection, path: Path, now: float) -> bool:
+    """Create the schema in an empty file or migrate an older one; True when the file was new.
+
+    Runs inside the caller's write transaction. Raises StoreError for a newer or a foreign file.
+    """
+    user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = _tables(conn)
+    if user_version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the class store {path} has schema version {user_version}, written by a newer appliance; "
+            f"this one reads up to version {SCHEMA_VERSION}",
+            "upgrade appliance, or export the classes with the newer version and import them here")
+    if user_version == 0:
+        if tables:
+            raise StoreError(f"{path} is an SQLite file but not a class store (tables: "
+                             f"{', '.join(sorted(tables))})",
+                             "give --store a new file name, or the class store you exported")
+        for statement in SCHEMA.split(";"):  # not executescript: that would COMMIT the caller's transaction
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                         [("schema_version", SCHEMA_VERSION), ("version", 0), ("created", now)])
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return True
+    if not {"meta", "classes", "samples", "thumbnails"} <= tables:
+        raise StoreError(f"the class store {path} is missing tables", corrupt_fix(path))
+    for version in range(user_version, SCHEMA_VERSION):
+        MIGRATIONS[version](conn)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version + 1,))
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+    return False
+
+
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """None when SQLite's quick_check passes, else its first complaint."""
+    rows = conn.execute("PRAGMA quick_check").fetchall()
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
