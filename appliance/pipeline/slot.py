@@ -39,7 +39,13 @@ class LatestSlot(Generic[T]):
                 return None
             item, self._item = self._item, None
             self._taken_seq = self._seq
+            self._cond.notify_all()
             return self._seq, item
+
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until the held item was taken (lets a non-realtime source run exactly one frame ahead)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._item is None or self._closed, timeout)
 
     @property
     def seq(self) -> int:

@@ -50,7 +50,8 @@ class Stats:
         self.inferences = 0
         self.dropped_frames = 0
         self.inference_ms = 0.0
-        self.last_frame_at: float | None = None
+        self.last_frame_at: float | None = None   # a real camera frame
+        self.last_tick_at: float | None = None    # any frame shown, "no signal" ones included
         self.last_inference_at: float | None = None
         self.inference_started_at: float | None = None  # set while an invoke runs: a hung one shows
         self._capture_rate = _Rate()
@@ -72,7 +73,13 @@ class Stats:
         with self._lock:
             self.frames_captured += 1
             self.last_frame_at = now
+            self.last_tick_at = now
             self._capture_rate.add(now)
+
+    def tick(self) -> None:
+        """The loop showed a frame without a camera frame (no signal): it is alive, the camera is not."""
+        with self._lock:
+            self.last_tick_at = self._clock()
 
     def frames_dropped(self, count: int = 1) -> None:
         with self._lock:
@@ -120,14 +127,18 @@ class Stats:
         return None if at is None else now - at
 
     def stalled_for(self) -> float:
-        """Seconds since frames or inferences last advanced, or since the running invoke started."""
+        """Seconds since frames or inferences last advanced, or since the running invoke started.
+
+        While the camera is disconnected only the loop itself must advance (it shows "no signal" and
+        reconnects): restarting the service would not bring a camera back.
+        """
         now = self._clock()
         with self._lock:
-            frame = self._age(self.last_frame_at, now)
-            inference = self._age(self.last_inference_at, now)
+            watched = (self.last_frame_at, self.last_inference_at) if self.connected else (self.last_tick_at,)
+            ages = [self._age(at, now) for at in watched]
             running = self._age(self.inference_started_at, now)
             since_start = now - self._started
-        ages = [since_start if a is None else a for a in (frame, inference)]
+        ages = [since_start if a is None else a for a in ages]
         if running is not None:
             ages.append(running)
         return max(ages)

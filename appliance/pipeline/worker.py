@@ -1,0 +1,270 @@
+"""Pipeline: capture thread -> LatestSlot -> inference thread -> LatestSlot -> annotate + encode thread.
+
+Three threads so that reading/decoding the next frame, invoking the model, and drawing/encoding the
+previous result overlap (TFLite's invoke and OpenCV release the GIL). Between them only one-item slots:
+when a later stage is slower, older items are replaced and counted, never queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.pipeline.annotate import annotate, encode_jpeg, no_signal_frame
+from appliance.pipeline.events import EventBus
+from appliance.pipeline.hub import FrameHub
+from appliance.pipeline.infer import Inference
+from appliance.pipeline.result import Result
+from appliance.pipeline.slot import LatestSlot
+from appliance.pipeline.stats import Stats
+
+log = logging.getLogger(__name__)
+
+WAIT_S = 0.25            # how often idle threads look at the stop flag
+READ_ERROR_BACKOFF_S = 0.5
+EMPTY_READ_SLEEP_S = 0.005
+
+
+@dataclass(frozen=True)
+class Frame:
+    seq: int                 # capture seq (camera frames only)
+    rgb: np.ndarray
+    captured_at: float       # time.monotonic()
+    signal: bool = True      # False: a "no signal" picture, not a camera frame
+
+
+def _recognition_key(result: Result) -> tuple:
+    """What counts as 'the recognition changed' (for events): the smoothed class and detected labels."""
+    rec = result.recognition
+    head = (None if rec is None else rec.class_id, None if rec is None else rec.label)
+    if result.mode != "detect":
+        return head
+    labels = []
+    for i, obj in enumerate(result.objects):
+        match = result.matches[i] if i < len(result.matches) else None
+        labels.append(match.label if match is not None and match.class_id is not None else obj.label)
+    return head + tuple(sorted(labels))
+
+
+def recognition_event(result: Result) -> dict:
+    data = result.to_dict()
+    rec = data["recognition"] or {"class_id": None, "label": None, "score": 0.0}
+    return {**rec, "mode": result.mode, "frame_seq": result.frame_seq, "objects": data["objects"],
+            "classes": data["classes"]}
+
+
+class Pipeline:
+    def __init__(self, source, inference: Inference, *, stats: Stats | None = None,
+                 hub: FrameHub | None = None, events: EventBus | None = None,
+                 pace_to_consumer: bool = False, jpeg_quality: int = 80, no_signal_after_s: float = 2.0,
+                 status_every_s: float = 1.0, status_fn: Callable[[], dict] | None = None,
+                 frame_size: tuple[int, int] = (640, 480)) -> None:
+        self.source = source
+        self.inference = inference
+        self.stats = stats or Stats(mode=inference.mode, source=getattr(source, "name", ""))
+        self.hub = hub or FrameHub()
+        self.events = events or EventBus()
+        self.on_result: list[Callable[[Result], None]] = []
+        # a non-realtime source (file, folder, demo) read only when the last frame was taken: it runs
+        # exactly one frame ahead of inference instead of decoding frames that would be dropped
+        self.pace_to_consumer = pace_to_consumer and not getattr(source, "realtime", True)
+        self.jpeg_quality = jpeg_quality
+        self.no_signal_after_s = no_signal_after_s
+        self.status_every_s = status_every_s
+        self.status_fn = status_fn or self.stats.snapshot
+        self._no_signal_rgb = no_signal_frame(*frame_size)
+        self._no_signal_jpeg = encode_jpeg(self._no_signal_rgb, jpeg_quality)
+        self._started_at = time.monotonic()
+        self._frames: LatestSlot[Frame] = LatestSlot()
+        self._to_encode: LatestSlot[tuple[Frame, Result | None]] = LatestSlot()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._frame_cond = threading.Condition()
+        self._latest_frame: Frame | None = None
+        self._latest_result: Result | None = None
+        self._capture_seq = 0
+        self.read_errors = 0
+        self.inference_errors = 0
+        self.encode_skipped = 0
+
+    # -- public --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("pipeline already started")
+        self._stop.clear()
+        self._started_at = time.monotonic()
+        for name, target in (("capture", self._capture_loop), ("inference", self._inference_loop),
+                             ("encode", self._encode_loop)):
+            thread = threading.Thread(target=self._guard(target), name=f"pipeline-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop and join the threads within `timeout` (a capture thread stuck in a driver is abandoned)."""
+        self._stop.set()
+        self._frames.close()
+        self._to_encode.close()
+        with self._frame_cond:
+            self._frame_cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s did not stop within %.1f s; abandoning it", thread.name, timeout)
+        self._threads = []
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def capture_seq(self) -> int:
+        return self._capture_seq
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._frames.dropped
+
+    def latest_result(self) -> Result | None:
+        return self._latest_result
+
+    def latest_frame(self) -> Frame | None:
+        return self._latest_frame
+
+    def wait_frame(self, after_seq: int, timeout: float) -> Frame | None:
+        """The next camera frame newer than after_seq (for teaching), or None on timeout / stop."""
+        with self._frame_cond:
+            self._frame_cond.wait_for(
+                lambda: (self._latest_frame is not None and self._latest_frame.seq > after_seq)
+                or self._stop.is_set(), timeout)
+            frame = self._latest_frame
+        return frame if frame is not None and frame.seq > after_seq else None
+
+    # -- threads -------------------------------------------------------------------------------
+    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                loop()
+            except Exception:  # a bug, not a camera or model fault: say so loudly; health goes false
+                log.exception("pipeline thread %s crashed", threading.current_thread().name)
+        return run
+
+    def _read(self) -> tuple[np.ndarray | None, bool]:
+        """(frame or None, whether the source has signal); exceptions become 'no signal' + backoff."""
+        try:
+            rgb = self.source.read()
+        except Exception as exc:  # SourceError from a bare source, or a driver bug: keep serving
+            self.read_errors += 1
+            if self.read_errors == 1 or self.read_errors % 100 == 0:
+                log.warning("camera read failed (%d so far): %s", self.read_errors, exc)
+            self.stats.set_connection(False, getattr(self.source, "reconnects", self.read_errors))
+            self._show_no_signal()
+            self._stop.wait(READ_ERROR_BACKOFF_S)
+            return None, False
+        connected = bool(getattr(self.source, "connected", True))
+        self.stats.set_connection(connected, int(getattr(self.source, "reconnects", 0)))
+        return rgb, connected
+
+    def _show_no_signal(self, rgb: np.ndarray | None = None) -> None:
+        frame = Frame(self._capture_seq, self._no_signal_rgb if rgb is None else rgb, time.monotonic(), False)
+        self._to_encode.put((frame, None))
+        self.stats.tick()
+
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            if self.pace_to_consumer and not self._frames.wait_empty(WAIT_S):
+                continue
+            t0 = time.perf_counter()
+            rgb, connected = self._read()
+            if rgb is None:
+                self._stop.wait(EMPTY_READ_SLEEP_S)
+                continue
+            if not connected:  # the reconnecting wrapper's own "no signal" picture: show, never infer
+                self._show_no_signal(rgb)
+                continue
+            self.stats.add_stage("capture", (time.perf_counter() - t0) * 1e3)
+            self._capture_seq += 1
+            frame = Frame(self._capture_seq, rgb, time.monotonic())
+            with self._frame_cond:
+                self._latest_frame = frame
+                self._frame_cond.notify_all()
+            self.stats.frame_captured()
+            before = self._frames.dropped
+            self._frames.put(frame)
+            if self._frames.dropped != before:
+                self.stats.frames_dropped(self._frames.dropped - before)
+
+    def _inference_loop(self) -> None:
+        last_key: tuple | None = None
+        while not self._stop.is_set():
+            item = self._frames.take(WAIT_S)
+            if item is None:
+                continue
+            _, frame = item
+            self.stats.inference_started()
+            t0 = time.perf_counter()
+            try:
+                result = self.inference.run(frame.seq, frame.rgb)
+            except Exception as exc:  # e.g. an Edge TPU unplugged: count, keep the loop, health decides
+                self.inference_errors += 1
+                if self.inference_errors == 1 or self.inference_errors % 100 == 0:
+                    log.error("inference failed (%d so far): %s", self.inference_errors, exc)
+                self._stop.wait(READ_ERROR_BACKOFF_S)
+                continue
+            self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
+            for stage, ms in result.timings.items():
+                self.stats.add_stage(stage, ms)
+            self._latest_result = result
+            skipped = self._to_encode.dropped
+            self._to_encode.put((frame, result))
+            self.encode_skipped += self._to_encode.dropped - skipped
+            for callback in list(self.on_result):
+                try:
+                    callback(result)
+                except Exception:
+                    log.exception("result callback failed")
+            key = _recognition_key(result)
+            if key != last_key:
+                last_key = key
+                self.events.publish("recognition", recognition_event(result))
+
+    def _camera_silent_for(self, now: float) -> float:
+        latest = self._latest_frame
+        return now - max(self._started_at, latest.captured_at if latest is not None else 0.0)
+
+    def _encode_loop(self) -> None:
+        last_shown = time.monotonic()
+        last_status = 0.0
+        while not self._stop.is_set():
+            item = self._to_encode.take(WAIT_S)
+            now = time.monotonic()
+            if now - last_status >= self.status_every_s:
+                last_status = now
+                try:
+                    self.events.publish("status", self.status_fn())
+                except Exception:
+                    log.exception("status snapshot failed")
+            if item is None:
+                # capture stalled (stuck in a driver, or only empty reads): tell the viewers, but do not
+                # tick the stats: a capture thread that stays stuck is what the watchdog is for
+                if (now - last_shown >= self.no_signal_after_s
+                        and self._camera_silent_for(now) >= self.no_signal_after_s):
+                    self.hub.publish(self._no_signal_jpeg)
+                    last_shown = now
+                continue
+            _, (frame, result) = item
+            t0 = time.perf_counter()
+            picture = annotate(frame.rgb, result) if frame.signal else frame.rgb
+            t1 = time.perf_counter()
+            jpeg = encode_jpeg(picture, self.jpeg_quality)
+            t2 = time.perf_counter()
+            if frame.signal:
+                self.stats.add_stage("annotate", (t1 - t0) * 1e3)
+                self.stats.add_stage("encode", (t2 - t1) * 1e3)
+            self.hub.publish(jpeg)
+            last_shown = time.monotonic()

@@ -1,0 +1,152 @@
+"""The threaded pipeline on real models and photos: detection, faults, slow inference."""
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from pipeline_helpers import PhotoSource, rss_mb, wait_until
+
+from appliance.pipeline.infer import Engines, Inference, InferSettings
+from appliance.pipeline.worker import Pipeline
+from appliance.vision.classify import Classifier
+from appliance.vision.detect import Detector
+from appliance.vision.labels import read_labels
+from appliance.vision.model import load_model
+
+SIZE = (640, 480)
+
+
+@pytest.fixture(scope="module")
+def detector(models_dir):
+    model = load_model(models_dir / "ssd_mobilenet_v1_coco_quant_2018_06_29_detect.tflite", device="cpu")
+    return Detector(model, read_labels(models_dir / "coco_labels.txt"))
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(models_dir):
+    model = load_model(models_dir / "mobilenet_v1_0.25_128_quant.tflite", device="cpu")
+    return Classifier(model, read_labels(models_dir / "imagenet_labels.txt"))
+
+
+class SlowClassifier(Classifier):
+    """The real classifier, deliberately slower than the camera (as a big model on a Pi CPU would be)."""
+
+    delay = 0.3
+
+    def classify(self, rgb, top_k=5, threshold=0.0):
+        time.sleep(self.delay)
+        return super().classify(rgb, top_k, threshold)
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def classify_pipeline(source, classifier, **kw) -> Pipeline:
+    return Pipeline(source, Inference(Engines(classifier=classifier), InferSettings(mode="classify")), **kw)
+
+
+def test_detect_mode_on_kite_photo_reaches_results_and_annotated_frame(detector, images_dir):
+    source = PhotoSource([images_dir / "kite_and_cold.jpg"], fps=30, size=SIZE)
+    pipe = Pipeline(source, Inference(Engines(detector=detector), InferSettings(mode="detect")))
+    sub = pipe.events.subscribe()
+    pipe.start()
+    try:
+        assert wait_until(lambda: pipe.latest_result() is not None and pipe.hub.latest()[0] > 2, 20)
+    finally:
+        pipe.stop()
+    result = pipe.latest_result()
+    labels = {o.label for o in result.objects}
+    assert {"person", "kite"} <= labels
+    event = sub.get(timeout=1)
+    assert event[0] == "recognition" and {"person", "kite"} <= {o["label"] for o in event[1]["objects"]}
+    shown = decode(pipe.hub.latest()[1]).astype(int)
+    raw = source.frames[0].astype(int)
+    diff = np.abs(shown - raw).sum(axis=2)
+    box = result.objects[0].bbox
+    edge = diff[int(box.ymin) + 5:int(box.ymax) - 5, int(box.xmin)]  # the box's left edge
+    assert edge.mean() > 60, "the box is drawn on the shown frame"
+    far = np.ones(diff.shape, bool)
+    for o in result.objects:  # away from every box and its caption, only JPEG noise
+        b = o.bbox
+        far[max(0, int(b.ymin) - 30):int(b.ymax) + 3, max(0, int(b.xmin) - 3):int(b.xmax) + 3] = False
+    assert far.any() and diff[far].mean() < 25
+
+
+def test_source_that_raises_keeps_serving_no_signal_and_recovers(tiny_classifier, images_dir):
+    source = PhotoSource([images_dir / "cat.bmp"], fps=30)
+    pipe = classify_pipeline(source, tiny_classifier)
+    pipe.start()
+    try:
+        assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > 2)
+        source.raise_error = True
+        assert wait_until(lambda: pipe.read_errors >= 2)
+        seq = pipe.hub.latest()[0]
+        assert pipe.hub.wait_next(seq, timeout=3)[0] > seq  # still serving: "no signal" frames
+        assert pipe.stats.snapshot()["connected"] is False
+        assert pipe.stats.healthy(10)  # the loop is alive; the camera is not
+        inferences = pipe.stats.snapshot()["inferences"]
+        source.raise_error = False
+        assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > inferences + 2)
+        assert pipe.stats.snapshot()["connected"] is True
+    finally:
+        pipe.stop()
+
+
+def test_source_returning_nothing_or_stalling_shows_no_signal_and_goes_unhealthy(tiny_classifier, images_dir):
+    source = PhotoSource([images_dir / "cat.bmp"], fps=30)
+    pipe = classify_pipeline(source, tiny_classifier, no_signal_after_s=0.5)
+    pipe.start()
+    try:
+        assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > 2)
+        source.empty = True
+        seq = pipe.hub.latest()[0]
+        time.sleep(0.3)
+        seq = pipe.hub.latest()[0]
+        nxt, jpeg = pipe.hub.wait_next(seq, timeout=3)
+        assert nxt > seq and decode(jpeg).mean() < 60  # the dark "no signal" picture
+        source.empty = False
+        assert wait_until(lambda: pipe.stats.snapshot()["last_frame_age_s"] < 0.2)
+        source.stall.set()  # read() hangs inside the "driver"
+        time.sleep(1.2)
+        seq = pipe.hub.latest()[0]
+        assert pipe.hub.wait_next(seq, timeout=3)[0] > seq  # viewers still get frames
+        assert not pipe.stats.healthy(1.0)  # the watchdog would stop: capture is stuck
+        source.stall.clear()
+        assert wait_until(lambda: pipe.stats.healthy(1.0))
+    finally:
+        source.stall.clear()
+        pipe.stop()
+    assert not pipe.running
+
+
+def test_slow_model_keeps_latency_and_memory_bounded(models_dir, images_dir):
+    model = load_model(models_dir / "mobilenet_v1_0.25_128_quant.tflite", device="cpu")
+    slow = SlowClassifier(model, read_labels(models_dir / "imagenet_labels.txt"))
+    source = PhotoSource([images_dir / "cat.bmp", images_dir / "bird.bmp"], fps=30, size=SIZE)
+    pipe = classify_pipeline(source, slow)
+    before = rss_mb()
+    pipe.start()
+    try:
+        time.sleep(3.0)
+        snap = pipe.stats.snapshot()
+        lag = pipe.capture_seq - pipe.latest_result().frame_seq
+        grown = rss_mb() - before
+    finally:
+        pipe.stop()
+    assert snap["frames_captured"] > 50 and 3 <= snap["inferences"] <= 12
+    assert snap["dropped_frames"] >= snap["frames_captured"] - snap["inferences"] - 2
+    # at most the frame being inferred plus one invoke's worth of frames (a queue would be ~70 behind)
+    assert lag <= 2 * slow.delay * 30 + 8, f"result is {lag} frames behind the camera"
+    assert grown < 40, f"RSS grew {grown:.0f} MB: frames are being queued"  # 90 queued frames = 80 MB
+
+
+def test_stop_is_quick_and_threads_end(tiny_classifier, images_dir):
+    pipe = classify_pipeline(PhotoSource([images_dir / "cat.bmp"], fps=30), tiny_classifier)
+    pipe.start()
+    assert wait_until(lambda: pipe.latest_result() is not None)
+    t0 = time.monotonic()
+    pipe.stop()
+    assert time.monotonic() - t0 < 2.0 and not pipe.running
+    assert pipe.latest_result().classes  # classify mode without an embedder shows base labels
