@@ -1,0 +1,209 @@
+"""Teacher: a burst of live frames -> embeddings -> one class-store transaction.
+
+A burst takes `teach.frames` distinct camera frames spread over `teach.seconds`, embedding each as
+it arrives (the Embedder's lock shares the model with the inference thread). A second teach while a
+burst runs raises ConflictError: presses during a burst are ignored, never queued.
+
+Buttons: slot N teaches the class labelled `controls.slot_labels[N-1]` (created on first press);
+holding it clears that class: its samples and thumbnails go, its id and label stay (store.clear), so
+the page keeps the slot and the next press fills it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from appliance.errors import ApplianceError, ConflictError, NotFoundError, SourceError
+from appliance.learning.labels import validate_label
+from appliance.pipeline.annotate import encode_jpeg
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_WIDTH = 160
+FRAME_WAIT_S = 2.0  # no camera frame for this long during a burst: give up with an error
+
+
+def class_dict(info) -> dict:
+    """A class as events carry it (the same fields and thumbnail URL as the web API's JSON)."""
+    version = int(float(info.updated or 0) * 1000)
+    return {"id": int(info.id), "label": info.label, "samples": int(info.samples),
+            "thumbnail_url": f"/api/classes/{int(info.id)}/thumbnail.jpg?v={version}",
+            "created": info.created, "updated": info.updated}
+
+
+def thumbnail(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    return encode_jpeg(small, 80)
+
+
+def pick_evenly(items: list, count: int) -> list:
+    if count <= 0 or not items:
+        return []
+    if count >= len(items):
+        return list(items)
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
+
+
+class Teacher:
+    def __init__(self, frames, embedder, store, events, *, frames_per_burst: int = 10,
+                 seconds: float = 1.0, thumbnails_per_class: int = 4,
+                 slot_labels: tuple[str, ...] = ()) -> None:
+        self.frames = frames          # has wait_frame(after_seq, timeout) -> Frame | None (the Pipeline)
+        self.embedder = embedder
+        self.store = store
+        self.events = events
+        self.frames_per_burst = max(1, int(frames_per_burst))
+        self.seconds = max(0.0, float(seconds))
+        self.thumbnails_per_class = int(thumbnails_per_class)
+        self.slot_labels = tuple(slot_labels)
+        self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy) for LEDs
+        self.on_classes_changed: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._busy_slot: int | None = None
+        self.busy = False
+
+    @classmethod
+    def from_config(cls, config, frames, embedder, store, events) -> Teacher:
+        return cls(frames, embedder, store, events, frames_per_burst=config.teach.frames,
+                   seconds=config.teach.seconds, thumbnails_per_class=config.teach.thumbnails_per_class,
+                   slot_labels=tuple(config.controls.slot_labels))
+
+    # -- teaching ------------------------------------------------------------------------------
+    def teach(self, label: str | None = None, class_id: int | None = None, *, slot: int | None = None):
+        """Teach a burst of frames to the class `label` (created if new) or `class_id`; -> ClassInfo."""
+        if (label is None) == (class_id is None):
+            raise ApplianceError("give either a label or a class id to teach", "e.g. label=\"cat\"")
+        if class_id is not None:
+            target = self.store.get(class_id)  # NotFoundError before anything starts
+            label = target.label
+        else:
+            label = validate_label(label)
+        if not self._lock.acquire(blocking=False):
+            raise ConflictError("a teaching burst is running",
+                                "wait for it to finish (about a second), then try again")
+        try:
+            self._set_busy(True, slot)
+            self.events.publish("teach", {"state": "started", "label": label, "class_id": class_id,
+                                          "slot": slot, "frames": self.frames_per_burst})
+            try:
+                embeddings, thumbs = self._burst()
+                if class_id is not None:
+                    info = self.store.add_samples(class_id, embeddings, thumbs)
+                else:
+                    info = self.store.teach(label, embeddings, thumbs)
+            except ApplianceError as exc:
+                self.events.publish("teach", {"state": "failed", "label": label, "class_id": class_id,
+                                              "slot": slot, "error": exc.problem, "fix": exc.fix})
+                raise
+            log.info("taught %r with %d frames (%d samples now)", info.label, len(embeddings), info.samples)
+            self.events.publish("teach", {"state": "finished", "label": info.label, "class_id": info.id,
+                                          "slot": slot, "frames": len(embeddings), "class": class_dict(info)})
+            self._classes_changed("taught", info.id)
+            return info
+        finally:
+            self._set_busy(False, slot)
+            self._lock.release()
+
+    def _burst(self) -> tuple[np.ndarray, list[bytes]]:
+        """Distinct frames spread over the burst's duration, embedded as they come."""
+        n = self.frames_per_burst
+        interval = self.seconds / n
+        start = time.monotonic()
+        latest = self.frames.latest_frame()
+        seq = latest.seq if latest is not None else 0
+        embeddings, pictures = [], []
+        for i in range(n):
+            delay = start + i * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            frame = self.frames.wait_frame(seq, FRAME_WAIT_S)
+            if frame is None:
+                raise SourceError("no camera frames arrived while teaching",
+                                  "check that the camera is connected (the page shows \"no signal\")")
+            seq = frame.seq
+            embeddings.append(self.embedder.embed(frame.rgb))
+            pictures.append(frame.rgb)
+        thumbs = [thumbnail(p) for p in pick_evenly(pictures, self.thumbnails_per_class)]
+        return np.stack(embeddings).astype(np.float32), thumbs
+
+    def _set_busy(self, busy: bool, slot: int | None) -> None:
+        self.busy = busy
+        self._busy_slot = slot if busy else None
+        for callback in list(self.on_busy):
+            try:
+                callback(slot, busy)
+            except Exception:
+                log.exception("busy callback failed")
+
+    def clear(self, class_id: int):
+        """Forget a class's samples, keep its id and label; -> ClassInfo."""
+        info = self.store.clear(class_id)
+        log.info("cleared %r", info.label)
+        self._classes_changed("cleared", info.id)
+        return info
+
+    def _classes_changed(self, reason: str, class_id: int) -> None:
+        classes = [class_dict(c) for c in self.store.list_classes()]
+        self.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
+        for callback in list(self.on_classes_changed):
+            try:
+                callback()
+            except Exception:
+                log.exception("classes-changed callback failed")
+
+    # -- buttons -------------------------------------------------------------------------------
+    def slot_label(self, slot: int) -> str:
+        if not 1 <= slot <= len(self.slot_labels):
+            raise NotFoundError(f"there is no button slot {slot}",
+                                f"slots are 1 to {len(self.slot_labels)} ([controls] slot_labels)")
+        return self.slot_labels[slot - 1]
+
+    def slot_of(self, label: str | None) -> int | None:
+        """The button slot whose class has this label (case-insensitive), or None."""
+        if label is None:
+            return None
+        key = label.casefold()
+        for i, slot_label in enumerate(self.slot_labels, start=1):
+            if slot_label.casefold() == key:
+                return i
+        return None
+
+    def teach_slot(self, slot: int):
+        """A button press: teach that slot's class; ignored (None) while a burst runs."""
+        try:
+            return self.teach(label=self.slot_label(slot), slot=slot)
+        except ConflictError:
+            log.info("button %d pressed during a teaching burst: ignored", slot)
+            return None
+
+    def start_teach_slot(self, slot: int) -> bool:
+        """Non-blocking press (gpiozero callbacks must return quickly): False when a burst runs."""
+        if self.busy:
+            log.info("button %d pressed during a teaching burst: ignored", slot)
+            return False
+        threading.Thread(target=self._safe_teach_slot, args=(slot,), name=f"teach-slot-{slot}",
+                         daemon=True).start()
+        return True
+
+    def _safe_teach_slot(self, slot: int) -> None:
+        try:
+            self.teach_slot(slot)
+        except ApplianceError as exc:
+            log.warning("teaching slot %d failed: %s", slot, exc)
+        except Exception:
+            log.exception("teaching slot %d failed", slot)
+
+    def clear_slot(self, slot: int):
+        """A button held: clear that slot's class (None when it was never taught)."""
+        info = self.store.find(self.slot_label(slot))
+        if info is None:
+            return None
+        return self.clear(info.id)
