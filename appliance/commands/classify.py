@@ -67,7 +67,10 @@ class Session:
         if name is None:
             classes = int(model.output_details[0]["shape"][-1])
             name = labels_for_model(model.path, kind=model.kind, classes=classes)
-        return read_labels(self.resolve(name)) if name else None
+        if not name:
+            return None
+        with library_errors(f"reading the labels {name}"):
+            return read_labels(self.resolve(name))
 
     def images(self) -> list:
         from appliance.vision.images import read_image
