@@ -204,6 +204,20 @@ def test_label_files_without_url_need_a_local_copy(tmp_path, no_shared):
     assert "--from DIR" in err.value.fix
 
 
+def test_default_models_dir_follows_the_config(tmp_path, monkeypatch):
+    import dataclasses
+
+    from appliance.config import Config, VisionConfig
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # no config file: a per-user folder, never /var/lib/appliance which a developer cannot write
+    assert model_files.default_models_dir(Config()) == tmp_path / "xdg" / "appliance" / "models"
+    from_file = dataclasses.replace(Config(), data_dir=tmp_path / "data", path=tmp_path / "config.toml")
+    assert model_files.default_models_dir(from_file) == tmp_path / "data" / "models"
+    explicit = dataclasses.replace(Config(), vision=VisionConfig(models_dir=str(tmp_path / "mine")))
+    assert model_files.default_models_dir(explicit) == tmp_path / "mine"
+
+
 def test_labels_that_go_with_a_model():
     assert model_files.labels_for_model("x/mobilenet_v2_1.0_224_quant.tflite") == "imagenet_labels.txt"
     assert model_files.labels_for_model("ssd_mobilenet_v1_coco_quant_2018_06_29_detect.tflite") == \
