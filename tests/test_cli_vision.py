@@ -186,3 +186,42 @@ def test_models_fetch_default_set_skips_unavailable_twins(capsys, tmp_path, mode
         "mobilenet_v1_1.0_224_quant_embedding_extractor_edgetpu": "ok"}
     code, _, err = run_cli(capsys, "models", "fetch", "--models-dir", str(tmp_path / "x"), "resnet9000")
     assert code == 2 and "could not be fetched" in err
+
+
+def test_classify_missing_store(capsys, tmp_path, images_dir):
+    code, out, err = run_cli(capsys, "classify", "--store", str(tmp_path / "none.db"), "--models-dir",
+                             str(tmp_path), str(images_dir / "cat.bmp"))
+    assert code == 2 and "does not exist" in err and "appliance teach" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_classify_against_taught_classes(capsys, tmp_path, models_dir, images_dir):
+    pytest.importorskip("appliance.learning.recognizer",
+                        reason="appliance.learning.recognizer (the learning part) is not written yet")
+    from appliance.learning.model_identity import model_identity
+    from appliance.learning.store import ClassStore
+    from appliance.vision.embed import Embedder
+    from appliance.vision.images import read_image
+    from appliance.vision.model import load_model
+
+    embedder_path = models_dir / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
+    embedder = Embedder(load_model(embedder_path, device="cpu"))
+    folder = images_dir / "imprinting"
+    store_path = tmp_path / "classes.db"
+    store = ClassStore(store_path, embedding_model=model_identity(embedder_path))
+    for label, prefix in (("cat", "cat"), ("dog", "dog"), ("hot dog", "hotdog")):
+        images = sorted(folder.glob(f"{prefix}_train_*.bmp"))
+        store.teach(label, [embedder.embed(read_image(p)) for p in images])
+    store.close()
+    tests = {"cat": folder / "cat_test_0.bmp", "dog": folder / "dog_test_0.bmp",
+             "hot dog": folder / "hotdog_test_0.bmp"}
+    code, out, err = run_cli(capsys, "classify", "--store", str(store_path), "--json",
+                             "--model", str(embedder_path), *map(str, tests.values()))
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["classes"][0]["label"] for r in results] == list(tests)
+    assert all(isinstance(r["classes"][0]["id"], int) for r in results)
+    # a detector is not an embedding extractor
+    code, _, err = run_cli(capsys, "classify", "--store", str(store_path), "--model",
+                           str(models_dir / f"{DETECTOR}.tflite"), str(tests["cat"]))
+    assert code == 2 and "not an embedding extractor" in err
