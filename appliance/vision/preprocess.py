@@ -44,7 +44,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"a frame must be RGB of shape (H, W, 3), got {image.shape}",
                          "drop the alpha channel / convert the image to RGB first")
-    return image
+    return np.ascontiguousarray(image)  # OpenCV refuses views such as bgr[..., ::-1]
 
 
 def _convert(pixels: np.ndarray, pmap: PixelMap) -> np.ndarray:
