@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Stands in for the system commands install.sh calls that cannot run in a test (linked under each
+# command's name in a bin folder put first in PATH). Every call is appended to $FAKE_LOG as
+# "name arg1 arg2 ..."; the few commands whose output install.sh reads answer from a small state
+# folder ($FAKE_STATE) that the changing commands update, so a second run sees the first run's effects.
+set -euo pipefail
+name=$(basename "$0")
+printf '%s\n' "$name${*:+ $*}" >>"$FAKE_LOG"
+state=$FAKE_STATE
+mkdir -p "$state"
+touch "$state/passwd" "$state/group" "$state/installed"
+
+case "$name" in
+    id) [ "${1:-}" = -u ] && echo "${FAKE_UID:-0}" ;;
+    dpkg) [ "${1:-}" = --print-architecture ] && echo "${FAKE_ARCH:-arm64}" ;;
+    dpkg-query)
+        pkg=${*: -1}
+        grep -qx "$pkg" "$state/installed" && printf 'install ok installed' && exit 0
+        exit 1 ;;
+    apt-cache)
+        pkg=${*: -1}
+        echo "$pkg:"
+        if [[ " ${FAKE_AVAILABLE:-} " == *" $pkg "* ]]; then echo "  Candidate: 1.0-1"; else echo "  Candidate: (none)"; fi ;;
+    apt-get)
+        if [[ " $* " == *" install "* ]]; then
+            for arg in "${@:2}"; do case "$arg" in -*|install) ;; *) echo "$arg" >>"$state/installed" ;; esac; done
+        fi ;;
+    getent)
+        grep "^$2:" "$state/$1" || exit 2 ;;
+    useradd)
+        user=${*: -1}
+        echo "$user:x:999:999::/var/lib/appliance:/usr/sbin/nologin" >>"$state/passwd"
+        echo "$user:x:999:" >>"$state/group" ;;
+    usermod)  # usermod -a -G GROUP USER
+        group=$3 user=$4
+        sed -i -E "s/^($group:[^:]*:[^:]*:)(.+)$/\1\2,$user/; s/^($group:[^:]*:[^:]*:)$/\1$user/" "$state/group" ;;
+    userdel)
+        user=$1
+        sed -i "/^$user:/d" "$state/passwd"
+        sed -i -E "/^$user:/d; s/([:,])$user(,|$)/\1/; s/,$//" "$state/group" ;;
+    systemctl)
+        case "$1" in
+            is-enabled) if [ -f "$state/enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
+            is-active) if [ -f "$state/active" ]; then echo active; else echo inactive; exit 3; fi ;;
+            enable) touch "$state/enabled" ;;
+            start|restart) touch "$state/active" ;;
+            disable) rm -f "$state/enabled"; [ "${2:-}" = --now ] && rm -f "$state/active" ;;
+        esac ;;
+    lsusb) [ -n "${FAKE_LSUSB:-}" ] && echo "$FAKE_LSUSB" ;;
+    gpg)  # gpg --dearmor --yes -o FILE: leave a keyring file where install.sh asked for one
+        out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+        cat >/dev/null
+        [ -n "$out" ] && echo "keyring written by the test's gpg stand-in" >"$out" ;;
+    curl) echo "-----BEGIN PGP PUBLIC KEY BLOCK----- (test stand-in)" ;;
+esac
+exit 0
