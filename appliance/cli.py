@@ -46,3 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `appliance models list | head`: the reader left, nothing more to say
+        sys.stderr.close()
+        return 0

@@ -84,6 +84,7 @@ def test_stats_capture_fps_window():
 def test_stats_healthy_detects_stale_frames_and_hung_invoke():
     clock = FakeClock()
     stats = Stats(clock=clock)
+    stats.set_connection(True, 0)
     assert stats.healthy(10)  # just started
     clock.now += 11
     assert not stats.healthy(10)  # nothing ever arrived
@@ -101,6 +102,21 @@ def test_stats_healthy_detects_stale_frames_and_hung_invoke():
     assert stats.healthy(10)
     clock.now += 11
     assert not stats.healthy(10)  # no frames and no inferences
+
+
+def test_stats_disconnected_camera_is_healthy_while_the_loop_shows_no_signal():
+    clock = FakeClock()
+    stats = Stats(clock=clock)
+    stats.set_connection(True, 0)
+    stats.frame_captured()
+    stats.inference_finished(5)
+    stats.set_connection(False, 1)
+    for _ in range(10):
+        clock.now += 2
+        stats.tick()
+    assert stats.healthy(10)  # 20 s without camera frames or inferences, but the loop is alive
+    clock.now += 11
+    assert not stats.healthy(10)
 
 
 def test_stats_stage_means():

@@ -134,14 +134,17 @@ class MjpegReader:
         head, _, self.buf = self.buf.partition(marker)
         return head
 
-    def next_frame(self) -> bytes:
-        """The next JPEG (the transfer is chunked: JPEGs are found between their part headers)."""
-        self._until(b"Content-Type: image/jpeg\r\nContent-Length: ")
-        length = int(self._until(b"\r\n\r\n"))
+    def next_frame(self) -> tuple[int, bytes]:
+        """(frame seq, JPEG) of the next part. The transfer is chunked, one chunk per part, so the
+        JPEG bytes follow their part headers unbroken."""
+        self._until(b"--frame\r\n")
+        fields = dict(line.split(": ", 1) for line in self._until(b"\r\n\r\n").decode().split("\r\n"))
+        assert fields["Content-Type"] == "image/jpeg"
+        length = int(fields["Content-Length"])
         while len(self.buf) < length:
             self._fill()
         jpeg, self.buf = self.buf[:length], self.buf[length:]
-        return jpeg
+        return int(fields["X-Frame-Seq"]), jpeg
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
