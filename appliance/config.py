@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from appliance.config_checks import CHECKS, Bad, coerce, section_cross_checks, type_name
 from appliance.errors import ConfigError
 from appliance.paths import SYSTEM_CONFIG_PATH, default_data_dir
 
 SERVICE_DATA_DIR = Path("/var/lib/appliance")
-PIN_FACTORIES = ("auto", "mock", "lgpio", "rpigpio", "pigpio", "native")
 
 
 @dataclass(frozen=True)
@@ -119,171 +119,12 @@ class Config:
         return Path(self.vision.models_dir) if self.vision.models_dir else self.data_dir / "models"
 
 
-# ---------------------------------------------------------------- value checks
-
-
-class _Bad(Exception):
-    """A value problem, before we know where (file line or command-line flag) it came from."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.problem, self.fix = problem, fix
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _coerce(value: Any, kind: Any, default: Any) -> Any:
-    """Check a TOML value against a field's type; ints are accepted where numbers are expected."""
-    if kind in (bool, "bool"):
-        if isinstance(value, bool):
-            return value
-        raise _Bad(f"must be true or false, not {_type_name(value)}", f"write {str(default).lower()}")
-    if kind in (int, "int"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Bad(f"must be an integer, not {_type_name(value)}", f"write a whole number, e.g. {default}")
-    if kind in (float, "float"):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        raise _Bad(f"must be a number, not {_type_name(value)}", f"write a number, e.g. {default}")
-    if kind in (str, "str", Path, "Path"):
-        if isinstance(value, str | Path):
-            return Path(value) if kind in (Path, "Path") else value
-        raise _Bad(f"must be a string, not {_type_name(value)}", f'write it in quotes, e.g. "{default}"')
-    # tuple[int, ...] / tuple[str, ...]
-    item = int if "int" in str(kind) else str
-    if not isinstance(value, list | tuple):
-        raise _Bad(f"must be a list, not {_type_name(value)}", f"write a list, e.g. {_toml(default)}")
-    for element in value:
-        if item is int and (not isinstance(element, int) or isinstance(element, bool)):
-            raise _Bad(f"must be a list of integers; {element!r} is not one", f"e.g. {_toml(default)}")
-        if item is str and not isinstance(element, str):
-            raise _Bad(f"must be a list of strings; {element!r} is not one", f"e.g. {_toml(default)}")
-    return tuple(value)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | Path):
-        return f'"{value}"'
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return str(value)
-
-
-def _in_range(lo: float, hi: float) -> Any:
-    def check(value: float) -> None:
-        if not lo <= value <= hi:
-            raise _Bad(f"is {value}, outside {lo}..{hi}", f"use a value from {lo} to {hi}")
-    return check
-
-
-def _one_of(*choices: str) -> Any:
-    def check(value: str) -> None:
-        if value not in choices:
-            close = difflib.get_close_matches(value, choices, n=1)
-            hint = f'did you mean "{close[0]}"? ' if close else ""
-            listed = ", ".join(choices)
-            raise _Bad(f'is "{value}", not one of {listed}', f"{hint}use one of: {listed}")
-    return check
-
-
-def _not_empty(value: str) -> None:
-    if not str(value).strip():
-        raise _Bad("is empty", "give a value or remove the line to use the default")
-
-
-def _edgetpu_device(value: str) -> None:
-    if not re.fullmatch(r"(|usb|usb:\d+|pci|pci:\d+|:\d+)", value):
-        raise _Bad(f'is "{value}", not an Edge TPU device name',
-                   'use "" (first found), "usb", "usb:N", "pci", "pci:N" or ":N"')
-
-
-def _pins(value: tuple[int, ...]) -> None:
-    if not 1 <= len(value) <= 4:
-        raise _Bad(f"has {len(value)} entries; there are 1 to 4 class slots", "list 1 to 4 BCM pin numbers")
-    for pin in value:
-        if not 0 <= pin <= 27:
-            raise _Bad(f"has pin {pin}; BCM GPIO pins are 0..27",
-                       "use BCM numbers (GPIO17 is 17), not board pin numbers")
-    if len(set(value)) != len(value):
-        raise _Bad("lists a pin twice", "give each slot its own pin")
-
-
-def _labels(value: tuple[str, ...]) -> None:
-    if not 1 <= len(value) <= 4:
-        raise _Bad(f"has {len(value)} entries; there are 1 to 4 class slots", "list 1 to 4 labels")
-    if any(not label.strip() for label in value):
-        raise _Bad("has an empty label", 'give every slot a name, e.g. "Class 1"')
-    if len({label.strip().casefold() for label in value}) != len(value):
-        raise _Bad("lists the same label twice", "give each slot its own label")
-
-
-CHECKS: dict[tuple[str, str], Any] = {
-    ("", "data_dir"): _not_empty,
-    ("camera", "source"): _not_empty,
-    ("camera", "width"): _in_range(16, 8192),
-    ("camera", "height"): _in_range(16, 8192),
-    ("camera", "fps"): _in_range(0.1, 240),
-    ("vision", "device"): _one_of("auto", "edgetpu", "cpu"),
-    ("vision", "edgetpu_device"): _edgetpu_device,
-    ("vision", "classifier"): _not_empty,
-    ("vision", "detector"): _not_empty,
-    ("vision", "embedder"): _not_empty,
-    ("vision", "num_threads"): _in_range(0, 256),
-    ("recognition", "mode"): _one_of("classify", "detect"),
-    ("recognition", "detect_threshold"): _in_range(0.0, 1.0),
-    ("recognition", "unknown_threshold"): _in_range(0.0, 1.0),
-    ("recognition", "smoothing_frames"): _in_range(1, 100),
-    ("recognition", "head"): _one_of("auto", "imprint", "softmax"),
-    ("teach", "frames"): _in_range(1, 100),
-    ("teach", "seconds"): _in_range(0.0, 60.0),
-    ("teach", "max_samples_per_class"): _in_range(1, 100000),
-    ("teach", "thumbnails_per_class"): _in_range(0, 32),
-    ("controls", "pin_factory"): _one_of(*PIN_FACTORIES),
-    ("controls", "buttons"): _pins,
-    ("controls", "leds"): _pins,
-    ("controls", "slot_labels"): _labels,
-    ("controls", "hold_seconds"): _in_range(0.05, 60.0),
-    ("controls", "bounce_seconds"): _in_range(0.0, 1.0),
-    ("web", "host"): _not_empty,
-    ("web", "port"): _in_range(1, 65535),
-    ("web", "threads"): _in_range(1, 1000),
-    ("web", "max_request_bytes"): _in_range(1024, 1 << 30),
-    ("service", "stall_seconds"): _in_range(0.5, 3600.0),
-}
-
-
-def _section_cross_checks(section: str, values: dict[str, Any]) -> tuple[str, _Bad] | None:
-    """Checks between keys of one section: (the key to blame, the problem) or None."""
-    if section == "controls":
-        buttons, leds, labels = values["buttons"], values["leds"], values["slot_labels"]
-        if len(leds) != len(buttons):
-            return "leds", _Bad(f"has {len(leds)} pins but buttons has {len(buttons)}",
-                                "give one LED pin per button (the same number of entries)")
-        if len(labels) != len(buttons):
-            return "slot_labels", _Bad(f"has {len(labels)} labels but buttons has {len(buttons)}",
-                                       "give one label per button (the same number of entries)")
-        shared = set(buttons) & set(leds)
-        if shared:
-            return "leds", _Bad(f"uses pin {min(shared)}, which is also a button", "use separate pins")
-    if section == "teach" and values["max_samples_per_class"] < values["frames"]:
-        return "max_samples_per_class", _Bad(
-            f"({values['max_samples_per_class']}) is smaller than one burst ({values['frames']} frames)",
-            "make max_samples_per_class at least teach.frames")
-    return None
-
-
 def check_value(section: str, key: str, value: Any) -> Any:
-    """The typed, validated value for one key (raises _Bad)."""
+    """The typed, validated value for one key (raises Bad)."""
     cls = Config if section == "" else SECTIONS[section]
     fld = {f.name: f for f in dataclasses.fields(cls)}[key]
     default = fld.default if fld.default is not dataclasses.MISSING else None
-    typed = _coerce(value, fld.type, default)
+    typed = coerce(value, fld.type, default)
     check = CHECKS.get((section, key))
     if check:
         check(typed)
@@ -350,13 +191,13 @@ def build_config(raw: dict[str, Any], *, origin: str = "<config>", text: str = "
             raise _unknown(origin, text, "", key, top_known)
         if key in SECTIONS:
             if not isinstance(value, dict):
-                raise _error(origin, text, key, None, f"must be a table ([{key}]), not {_type_name(value)}",
+                raise _error(origin, text, key, None, f"must be a table ([{key}]), not {type_name(value)}",
                              f"write [{key}] on its own line, then its keys below it")
             top[key] = _build_section(key, value, origin, text)
         else:
             try:
                 top[key] = check_value("", key, value)
-            except _Bad as bad:
+            except Bad as bad:
                 raise _error(origin, text, "", key, bad.problem, bad.fix) from None
     return Config(**top, path=path)
 
@@ -370,10 +211,10 @@ def _build_section(section: str, raw: dict[str, Any], origin: str, text: str) ->
             raise _unknown(origin, text, section, key, known)
         try:
             values[key] = check_value(section, key, value)
-        except _Bad as bad:
+        except Bad as bad:
             raise _error(origin, text, section, key, bad.problem, bad.fix) from None
     merged = {**dataclasses.asdict(cls()), **values}
-    blame = _section_cross_checks(section, merged)
+    blame = section_cross_checks(section, merged)
     if blame:
         key, bad = blame
         raise _error(origin, text, section, key, bad.problem, bad.fix)
@@ -450,7 +291,7 @@ def apply_overrides(config: Config, **flags: Any) -> Config:
             value = str(value)
         try:
             typed = check_value(section, key, value)
-        except _Bad as bad:
+        except Bad as bad:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} {value}: {bad.problem}", bad.fix) from None
         if section:
