@@ -1,0 +1,139 @@
+"""The JSON API: status, and the taught classes (list, teach, add samples, rename, delete, thumbnail).
+
+Labels go through appliance.learning.labels.validate_label; class ids are ints from the URL router,
+so no request value ever reaches a file path (thumbnails come out of the SQLite store by id).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Blueprint, Response, jsonify, request
+
+from appliance.errors import ApplianceError, ConflictError, NotFoundError
+from appliance.learning.labels import validate_label
+from appliance.teacher import class_dict as class_json
+from appliance.web.state import web_state
+from appliance.web.status import status_payload
+
+bp = Blueprint("api", __name__)
+
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+
+
+class UnsupportedMediaError(ApplianceError):
+    """A mutating request whose body is not JSON."""
+
+    status = 415
+
+
+def json_object() -> dict:
+    """The request body as a JSON object, or a 400 / 415 that says what to send."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApplianceError("the request has no JSON body", 'send a JSON object, e.g. {"label": "cat"}')
+    if not request.is_json:
+        raise UnsupportedMediaError(
+            f"the body is {request.mimetype or 'untyped'}, not JSON",
+            "send Content-Type: application/json with a JSON object body",
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApplianceError(f"the body is not valid JSON ({exc})",
+                             'send a JSON object, e.g. {"label": "cat"}') from exc
+    if not isinstance(data, dict):
+        raise ApplianceError("the JSON body must be an object", 'send e.g. {"label": "cat"}')
+    return data
+
+
+def label_from_body() -> str:
+    data = json_object()
+    if "label" not in data:
+        raise ApplianceError('the JSON body has no "label"', 'send e.g. {"label": "cat"}')
+    return validate_label(data["label"])
+
+
+def _classes_changed(reason: str, class_id: int) -> None:
+    """Tell the page (SSE) and the Teacher's listeners (button LEDs) that the class list changed."""
+    teacher = web_state().system.teacher
+    notify = getattr(teacher, "classes_changed", None) or getattr(teacher, "_classes_changed", None)
+    if notify is not None:
+        notify(reason, class_id)
+    else:
+        system = web_state().system
+        classes = [class_json(c) for c in system.store.list_classes()]
+        system.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
+
+
+@bp.get("/api/status")
+def status():
+    return jsonify(status_payload(web_state()))
+
+
+@bp.get("/api/classes")
+def list_classes():
+    return jsonify([class_json(c) for c in web_state().system.store.list_classes()])
+
+
+@bp.post("/api/classes")
+def teach_new_class():
+    system = web_state().system
+    label = label_from_body()
+    existing = system.store.find(label)
+    if existing is not None:
+        raise ConflictError(
+            f"a class named {existing.label!r} already exists (id {existing.id})",
+            f"to add samples to it, POST /api/classes/{existing.id}/samples; or choose another label",
+        )
+    info = system.teacher.teach(label=label)
+    body = class_json(info)
+    return jsonify(body), 201, {"Location": f"/api/classes/{body['id']}"}
+
+
+@bp.get("/api/classes/<int:class_id>")
+def get_class(class_id: int):
+    return jsonify(class_json(web_state().system.store.get(class_id)))
+
+
+@bp.post("/api/classes/<int:class_id>/samples")
+def add_samples(class_id: int):
+    system = web_state().system
+    system.store.get(class_id)  # 404 before the burst, not after
+    if request.get_data(cache=True).strip():
+        json_object()  # a body is optional, but when sent it must be JSON
+    return jsonify(class_json(system.teacher.teach(class_id=class_id)))
+
+
+@bp.patch("/api/classes/<int:class_id>")
+def rename_class(class_id: int):
+    system = web_state().system
+    label = label_from_body()
+    info = system.store.rename(class_id, label)
+    _classes_changed("renamed", class_id)
+    return jsonify(class_json(info))
+
+
+@bp.delete("/api/classes/<int:class_id>")
+def delete_class(class_id: int):
+    system = web_state().system
+    system.store.get(class_id)
+    system.store.delete(class_id)
+    _classes_changed("deleted", class_id)
+    return Response(status=204)
+
+
+@bp.get("/api/classes/<int:class_id>/thumbnail.jpg")
+def thumbnail(class_id: int):
+    store = web_state().system.store
+    store.get(class_id)
+    jpeg = store.thumbnail(class_id)
+    if jpeg is None:
+        raise NotFoundError(f"class {class_id} has no thumbnail yet", "teach it a few frames first")
+    return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    return Response(OPENAPI_PATH.read_bytes(), mimetype="application/json")

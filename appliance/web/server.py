@@ -1,0 +1,113 @@
+"""Serve the Flask app with waitress inside the appliance's process, and stop it within a second.
+
+Why waitress: pure Python, one process (the camera is opened once), a thread pool that holds many
+long-lived MJPEG / SSE responses. Waitress (3.x) flushes every write at once from the worker thread
+(send_bytes defaults to 1), so small SSE events go out immediately. A low `outbuf_high_watermark` blocks
+a slow viewer's own thread after a few frames, so it skips frames instead of buffering megabytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.trigger import trigger as Trigger
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_KEY = "appliance.shutdown"  # app.extensions[...] -> threading.Event streams poll
+STOP_TIMEOUT_S = 0.9
+
+
+def shutdown_event(app: Any) -> threading.Event:
+    """The Event that long-lived responses (stream, SSE) poll; set when the server stops."""
+    return app.extensions.setdefault(SHUTDOWN_KEY, threading.Event())
+
+
+class WebServer:
+    """A waitress server running in a background thread; `stop()` returns within about a second."""
+
+    def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
+        self.app = app
+        self._map: dict = {}
+        self._shutdown = shutdown_event(app)
+        self._shutdown.clear()
+        self._server = create_server(
+            app,
+            map=self._map,
+            host=host,
+            port=port,
+            threads=max(4, threads),
+            outbuf_high_watermark=512 * 1024,
+            asyncore_loop_timeout=0.25,
+            channel_timeout=60,
+            connection_limit=max(100, threads * 2),
+            ident="appliance",
+            clear_untrusted_proxy_headers=True,
+        )
+        listen = getattr(self._server, "effective_listen", None)
+        if listen:
+            self.host, self.port = listen[0][0], int(listen[0][1])
+        else:
+            self.host, self.port = self._server.effective_host, int(self._server.effective_port)
+        self._thread = threading.Thread(target=self._run, name="web-server", daemon=True)
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> WebServer:
+        self._thread.start()
+        log.info("web page on %s", self.url)
+        return self
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except Exception:  # the loop must not die silently
+            log.exception("web server loop failed")
+
+    def stop(self) -> None:
+        """End streams, close every connection and the listening sockets, then join the workers."""
+        if self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        self._shutdown.set()
+        self._in_loop(self._close_all)
+        self._thread.join(timeout=max(0.0, deadline - time.monotonic() - 0.3))
+        if self._thread.is_alive():  # the loop did not run our thunk: close from here
+            self._close_all()
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic() - 0.2))
+        dispatcher = self._server.task_dispatcher
+        dispatcher.shutdown(cancel_pending=True, timeout=max(0.05, deadline - time.monotonic()))
+
+    def _in_loop(self, thunk: Callable[[], None]) -> None:
+        """Run `thunk` in the loop thread (waitress's trigger), where closing channels is safe."""
+        for obj in list(self._map.values()):
+            if isinstance(obj, Trigger):
+                obj.pull_trigger(thunk)
+                return
+        thunk()
+
+    def _close_all(self) -> None:
+        # handle_close wakes task threads blocked on a full output buffer (they raise ClientDisconnected)
+        for obj in list(self._map.values()):
+            if isinstance(obj, HTTPChannel):
+                with contextlib.suppress(OSError):
+                    obj.handle_close()
+        wasyncore.close_all(self._map, ignore_all=True)
+
+
+def serve(app: Any, host: str, port: int, threads: int) -> WebServer:
+    """Start serving `app` on host:port in a background thread (port 0 picks a free one)."""
+    return WebServer(app, host, port, threads).start()
