@@ -1,0 +1,103 @@
+"""`appliance classes`: list, rename, delete, export and import the classes of a class store."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from appliance.errors import NotFoundError, StoreError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("classes", help="list, rename, delete, export or import taught classes",
+                                   description=__doc__.splitlines()[0])
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    for name, text, extra in (
+            ("list", "the classes, their ids and sample counts (the default)", ()),
+            ("rename", "give a class a new label", ("old", "new")),
+            ("delete", "forget a class and its samples", ("label",)),
+            ("export", "write every class to one file (a class-store SQLite file)", ("file",)),
+            ("import", "merge the classes of an exported file (by label)", ("file",))):
+        sub = actions.add_parser(name, help=text, description=text)
+        for arg in extra:
+            sub.add_argument(arg, metavar=arg.upper(), type=Path if arg == "file" else str)
+        _common(sub, argparse.SUPPRESS)
+    _common(parser, None)
+    parser.set_defaults(func=run, action=None)
+
+
+def _common(parser: argparse.ArgumentParser, default) -> None:
+    # On the command and on each action, so `classes --json list` and `classes list --json` both work;
+    # the actions' SUPPRESS defaults keep a flag given before the action.
+    parser.add_argument("--store", type=Path, metavar="S", default=default, help="the class store file")
+    parser.add_argument("--json", action="store_true", default=default if default is not None else False,
+                        help="print JSON to stdout")
+
+
+def _open(path: Path | None):
+    """Open an existing store with the identity it records: these actions compute no embeddings."""
+    import sqlite3
+
+    from appliance.learning.store import ClassStore
+
+    if path is None:
+        raise StoreError("no class store given", "add --store FILE (the file `appliance teach` wrote)")
+    if not path.is_file():
+        raise StoreError(f"the class store {path} does not exist",
+                         f"teach a class first: appliance teach --store {path} LABEL IMAGE...")
+    model = None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
+            model = None if row is None else str(row[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # ClassStore below names what is wrong with the file
+    return ClassStore(path, model or "unknown")
+
+
+def _find(store, label: str):
+    info = store.find(label)
+    if info is None:
+        known = ", ".join(repr(c.label) for c in store.list_classes()) or "none"
+        raise NotFoundError(f"there is no class labelled {label!r} in {store.path} (classes: {known})",
+                            f"list them with `appliance classes --store {store.path} list`")
+    return info
+
+
+def _rows(infos) -> list[dict]:
+    return [{"id": c.id, "label": c.label, "samples": c.samples} for c in infos]
+
+
+def run(args) -> int:
+    action = args.action or "list"
+    with _open(args.store) as store:
+        if action == "rename":
+            renamed = store.rename(_find(store, args.old).id, args.new)
+            message = f"renamed {args.old!r} to {renamed.label!r}"
+        elif action == "delete":
+            info = _find(store, args.label)
+            store.delete(info.id)
+            message = f"deleted {info.label!r} ({info.samples} samples)"
+        elif action == "export":
+            store.export(args.file)
+            message = f"exported {len(store.list_classes())} class(es) to {args.file}"
+        elif action == "import":
+            message = f"imported {len(store.import_(args.file))} class(es) from {args.file}"
+        else:
+            message = None
+        classes = store.list_classes()
+    if args.json:
+        json.dump(_rows(classes), sys.stdout)  # every action prints the class list as it now is
+        print()
+        return 0
+    if message:
+        print(message)
+    if action in ("list", "import"):
+        if not classes:
+            print("no classes taught yet")
+        for c in classes:
+            print(f"{c.id:4d}  {c.label}  ({c.samples} samples)")
+    return 0
