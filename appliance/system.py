@@ -130,34 +130,29 @@ class System:
         except ModuleNotFoundError as exc:
             log.warning("buttons and LEDs not available (%s)", exc)
             return
-        self.controls = Controls.from_config(self.config.controls, on_press=self.teacher.start_teach_slot,
-                                             on_hold=self._clear_slot)
+        self.controls = Controls(self.config.controls, on_teach=self._teach_slot,
+                                 on_clear=self.teacher.clear_slot)
         self.teacher.on_busy.append(self._recording_led)
-        self.pipeline.on_result.append(self._recognised_leds)
+        self.pipeline.on_result.append(self._recognised_led)
 
-    def _clear_slot(self, slot: int) -> None:
-        try:
-            self.teacher.clear_slot(slot)
-        except Exception:
-            log.exception("clearing slot %d failed", slot)
+    def _teach_slot(self, slot: int) -> None:
+        """A button press (Controls runs it in its own thread): ConflictError tells it a burst is running."""
+        self.teacher.teach(label=self.teacher.slot_label(slot), slot=slot)
 
     def _recording_led(self, slot: int | None, busy: bool) -> None:
         if self.controls is not None and slot is not None:
-            self.controls.set_recording(slot, busy)
+            self.controls.set_recording(slot if busy else None)
 
-    def _recognised_leds(self, result: Result) -> None:
+    def _recognised_led(self, result: Result) -> None:
         if self.controls is not None:
-            self.controls.set_recognised(self.recognised_slots(result))
+            self.controls.set_recognised(self.recognised_slot(result))
 
-    def recognised_slots(self, result: Result | None) -> set[int]:
-        """Button slots whose class the result shows (the smoothed class; in detect mode, matched boxes)."""
-        if result is None:
-            return set()
-        labels = []
-        if result.recognition is not None and result.recognition.class_id is not None:
-            labels.append(result.recognition.label)
-        labels += [m.label for m in result.matches if m is not None and m.class_id is not None]
-        return {s for s in map(self.teacher.slot_of, labels) if s is not None}
+    def recognised_slot(self, result: Result | None) -> int | None:
+        """The button slot whose class the result shows (smoothed; in detect mode the best-matched box)."""
+        rec = None if result is None else result.recognition
+        if rec is None or rec.class_id is None:
+            return None
+        return self.teacher.slot_of(rec.label)
 
     def _start_web(self) -> None:
         try:

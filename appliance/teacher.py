@@ -89,6 +89,8 @@ class Teacher:
         if not self._lock.acquire(blocking=False):
             raise ConflictError("a teaching burst is running",
                                 "wait for it to finish (about a second), then try again")
+        if slot is None:
+            slot = self.slot_of(label)  # taught from the page: still blink that slot's LED
         try:
             self._set_busy(True, slot)
             self.events.publish("teach", {"state": "started", "label": label, "class_id": class_id,
@@ -183,23 +185,6 @@ class Teacher:
         except ConflictError:
             log.info("button %d pressed during a teaching burst: ignored", slot)
             return None
-
-    def start_teach_slot(self, slot: int) -> bool:
-        """Non-blocking press (gpiozero callbacks must return quickly): False when a burst runs."""
-        if self.busy:
-            log.info("button %d pressed during a teaching burst: ignored", slot)
-            return False
-        threading.Thread(target=self._safe_teach_slot, args=(slot,), name=f"teach-slot-{slot}",
-                         daemon=True).start()
-        return True
-
-    def _safe_teach_slot(self, slot: int) -> None:
-        try:
-            self.teach_slot(slot)
-        except ApplianceError as exc:
-            log.warning("teaching slot %d failed: %s", slot, exc)
-        except Exception:
-            log.exception("teaching slot %d failed", slot)
 
     def clear_slot(self, slot: int):
         """A button held: clear that slot's class (None when it was never taught)."""
