@@ -104,7 +104,9 @@ def test_stop_ends_streams_and_returns_within_a_second(system):
         reader.next_frame()
     sse = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     sse.sendall(f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
-    assert b"event: status" in sse.recv(65536)
+    got = b""
+    while b"event: status" not in got:
+        got += sse.recv(65536)
     stuck = socket.create_connection(("127.0.0.1", server.port))
     stuck.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
     time.sleep(1.0)  # let the stuck viewer's buffers fill

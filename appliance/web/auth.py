@@ -135,7 +135,13 @@ def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
     scheme, _, value = authorization.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        return None
+    try:  # WSGI hands headers over as latin-1: recover a UTF-8 password sent as raw bytes
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def origin_allowed(method: str, host: str | None, origin: str | None, referer: str | None) -> bool:

@@ -1,0 +1,110 @@
+"""The page in a real headless Chromium (Debian's, driven by Playwright) over the running System: the
+stream shows frames, teaching from the page lists the class with its samples, rename and delete show,
+and a phone-sized screenshot is kept in test-artifacts/web-page.png."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from web_helpers import Client, shared_system, wait_for
+
+from appliance.paths import REPO_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: install Debian's chromium package to run the page tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(images_dir, models_dir):
+    system = shared_system()
+    client = Client(system.web_server.port)
+    wait_for(lambda: client.get("/api/status")[2]["inferences"] > 0, timeout=60)
+    return f"http://127.0.0.1:{system.web_server.port}"
+
+
+def test_page_streams_teaches_renames_and_deletes(browser, base_url):
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1,
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    try:
+        page.goto(base_url + "/", wait_until="domcontentloaded")
+        page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20_000)
+        expect(page.locator("#backend")).to_have_text(re.compile(r"CPU|Edge TPU"), timeout=10_000)
+        expect(page.locator("#s-fps")).to_have_text(re.compile(r"\d+\.\d / \d+\.\d"), timeout=10_000)
+        expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=10_000)  # SSE open
+        expect(page.locator("#warning")).to_be_hidden()  # device=cpu asked for: no warning
+
+        label = f"<b>Mug {uuid.uuid4().hex[:4]}</b>"  # markup must show as text
+        page.fill("#teach-label", label)
+        page.click("#teach-button")
+        row = page.locator("#class-list .class", has_text=label)
+        expect(row).to_have_count(1, timeout=20_000)
+        expect(row.locator(".samples")).to_have_text("4 samples")
+        expect(page.locator("#message")).to_contain_text("Learned")
+        assert page.locator("#class-list b").count() == 0  # no element was made from the label
+        page.wait_for_function(
+            "[...document.querySelectorAll('#class-list .thumb')].some(i => i.naturalWidth > 0)",
+            timeout=10_000)
+
+        row.locator(".more").click()
+        expect(row.locator(".samples")).to_have_text("8 samples", timeout=20_000)
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-page.png"), full_page=True)
+
+        new_label = label.replace("Mug", "Cup")
+        row.locator(".rename").click()
+        row.locator(".rename-form input").fill(new_label)
+        row.locator(".rename-form button[type=submit]").click()
+        renamed = page.locator("#class-list .class", has_text=new_label)
+        expect(renamed).to_have_count(1, timeout=10_000)
+        expect(page.locator("#message")).to_contain_text("Renamed")
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        renamed.locator(".delete").click()
+        expect(page.locator("#class-list .class", has_text=new_label)).to_have_count(0, timeout=10_000)
+        expect(page.locator("#message")).to_contain_text("Deleted")
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_page_shows_errors_from_the_api(browser, base_url):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(base_url + "/", wait_until="domcontentloaded")
+        page.fill("#teach-label", "bad\u202elabel")
+        page.click("#teach-button")
+        expect(page.locator("#message")).to_have_class(re.compile(r"\berror\b"), timeout=10_000)
+        expect(page.locator("#message")).to_contain_text("invisible")
+        page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "web-page-wide.png"))
+    finally:
+        page.close()
