@@ -312,7 +312,11 @@ def demo_config(config: Config | None = None, *, data_dir: Path | str | None = N
 
 def check_config(path: Path | str | None = None) -> str:
     """Validate a config file (ConfigError when wrong) and summarise it for `appliance run --check-config`."""
-    config = load_config(path)
+    return describe_config(load_config(path))
+
+
+def describe_config(config: Config) -> str:
+    """A few lines saying what this (validated) config will do, e.g. after flags and --demo were applied."""
     where = str(config.path) if config.path else "built-in defaults (no config file)"
     c, v, r, ctl, w = config.camera, config.vision, config.recognition, config.controls, config.web
     lines = [

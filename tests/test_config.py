@@ -15,6 +15,7 @@ from appliance.config import (
     apply_overrides,
     check_config,
     demo_config,
+    describe_config,
     find_line,
     load_config,
 )
@@ -161,6 +162,8 @@ def test_check_config_summarises(tmp_path: Path) -> None:
     assert "password set" in summary
     with pytest.raises(ConfigError):
         check_config(write(tmp_path, "[web]\nport = -1\n"))
+    demo = describe_config(demo_config(load_config(path), data_dir=tmp_path))
+    assert "camera: demo" in demo and "http://127.0.0.1:8080/" in demo and f"data_dir: {tmp_path}" in demo
 
 
 def test_find_line() -> None:
