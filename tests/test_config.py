@@ -160,10 +160,10 @@ def test_check_config_summarises(tmp_path: Path) -> None:
     assert summary.startswith(f"config OK: {path}")
     assert "camera: demo 640x480 @ 30 fps" in summary and "controls: disabled" in summary
     assert "password set" in summary
-    with pytest.raises(ConfigError):
-        check_config(write(tmp_path, "[web]\nport = -1\n"))
     demo = describe_config(demo_config(load_config(path), data_dir=tmp_path))
     assert "camera: demo" in demo and "http://127.0.0.1:8080/" in demo and f"data_dir: {tmp_path}" in demo
+    with pytest.raises(ConfigError):
+        check_config(write(tmp_path, "[web]\nport = -1\n"))
 
 
 def test_find_line() -> None:
