@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from pipeline_helpers import PhotoSource, rss_mb, wait_until
 
+from appliance.camera import ReconnectingSource
 from appliance.pipeline.infer import Engines, Inference, InferSettings
 from appliance.pipeline.worker import Pipeline
 from appliance.vision.classify import Classifier
@@ -150,3 +151,30 @@ def test_stop_is_quick_and_threads_end(tiny_classifier, images_dir):
     pipe.stop()
     assert time.monotonic() - t0 < 2.0 and not pipe.running
     assert pipe.latest_result().classes  # classify mode without an embedder shows base labels
+
+
+def test_reconnecting_source_faults_are_reconnected_and_counted(tiny_classifier, images_dir):
+    inner = PhotoSource([images_dir / "cat.bmp"], fps=30)
+    source = ReconnectingSource(inner, stall_seconds=0.5, backoff_initial=0.1, backoff_max=0.2)
+    pipe = classify_pipeline(source, tiny_classifier)
+    source.open()
+    pipe.start()
+    try:
+        assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > 2)
+        for fault in ("raise_error", "empty"):  # the camera vanishes; then it delivers nothing
+            reconnects = pipe.stats.snapshot()["reconnects"]
+            setattr(inner, fault, True)
+            assert wait_until(lambda: pipe.stats.snapshot()["connected"] is False, 5)
+            seq = pipe.hub.latest()[0]
+            nxt, jpeg = pipe.hub.wait_next(seq, timeout=3)
+            assert nxt > seq and decode(jpeg).mean() < 60  # NO SIGNAL keeps the stream going
+            assert pipe.stats.healthy(2.0)
+            setattr(inner, fault, False)
+            assert wait_until(lambda r=reconnects: pipe.stats.snapshot()["reconnects"] == r + 1, 5)
+            inferences = pipe.stats.snapshot()["inferences"]
+            assert wait_until(lambda n=inferences: pipe.stats.snapshot()["inferences"] > n + 2, 5)
+            assert pipe.stats.snapshot()["connected"] is True
+        assert source.failures >= 2
+    finally:
+        pipe.stop()
+        source.close()

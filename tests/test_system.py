@@ -113,3 +113,22 @@ def test_healthy_false_when_pipeline_not_running(tmp_path, models_dir, images_di
     system.stop()
     assert not system.healthy()
     assert np.isfinite(system.status()["uptime_s"])
+
+
+def test_camera_folder_vanishes_and_comes_back(tmp_path, models_dir, images_dir, camera):
+    camera.show(images_dir / "cat.bmp")
+    with System(quick_config(tmp_path, models_dir), source=camera.source()) as system:
+        system.start()
+        assert wait_until(lambda: system.status()["inferences"] > 2, 20)
+        for photo in camera.folder.iterdir():
+            photo.unlink()
+        camera.folder.rmdir()  # the camera is gone
+        assert wait_until(lambda: system.status()["connected"] is False, 5)
+        seq = system.hub.latest()[0]
+        assert system.hub.wait_next(seq, timeout=3)[0] > seq  # still serving "no signal"
+        assert system.healthy() and system.status()["source_error"]
+        camera.folder.mkdir()
+        camera.show(images_dir / "cat.bmp")
+        assert wait_until(lambda: system.status()["connected"] and system.status()["reconnects"] == 1, 15)
+        inferences = system.status()["inferences"]
+        assert wait_until(lambda: system.status()["inferences"] > inferences + 2, 5)
