@@ -40,6 +40,8 @@ VENV=$OPT_DIR/venv
 STATE_DIR=$ROOT/var/lib/appliance
 MODELS_DIR=$STATE_DIR/models
 UNIT=$ROOT/etc/systemd/system/$SERVICE
+BIN_LINK=$ROOT/usr/local/bin/appliance
+CONSTRAINTS=$OPT_DIR/pip-constraints.txt
 UDEV_RULE=$ROOT/etc/udev/rules.d/99-coral-edgetpu.rules
 PKG_UDEV_RULES=("$ROOT/lib/udev/rules.d/60-libedgetpu1-std.rules" "$ROOT/usr/lib/udev/rules.d/60-libedgetpu1-std.rules")
 CORAL_LIST=$ROOT/etc/apt/sources.list.d/coral-edgetpu.list
@@ -50,7 +52,7 @@ GROUPS_WANTED=(video gpio plugdev apex)
 # What the copy of the checkout holds (the models manifest lives in models/, found beside the package).
 SRC_PARTS=(pyproject.toml README.md LICENSE appliance models systemd docs/config.example.toml install.sh)
 
-EDGETPU=0 MODELS_FROM="" DRY=0 UNINSTALL=0 PURGE=0 START=1
+EDGETPU=0 MODELS_FROM="" DRY=0 UNINSTALL=0 PURGE=0 START=1 PICAMERA=0
 CHANGES=0
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -161,10 +163,11 @@ apt_install() {  # apt_install PKG...: only the missing ones
 }
 
 install_packages() {
-    local wanted=(python3-venv python3-pip) pkg
+    local wanted=(python3-venv) pkg
     for pkg in python3-picamera2 python3-lgpio; do  # Raspberry Pi OS has them; plain Debian does not
         if pkg_installed "$pkg" || pkg_available "$pkg"; then
             wanted+=("$pkg")
+            [ "$pkg" = python3-picamera2 ] && PICAMERA=1
         else
             say "ok: $pkg is not offered by this OS (USB webcams and mock pins work without it)"
         fi
@@ -295,18 +298,41 @@ install_program() {
     else
         act "create venv ${VENV#"$ROOT"} (--system-site-packages)" "$PYTHON" -m venv --clear --system-site-packages "$VENV"
     fi
-    local stamp="$VENV/.appliance-installed" want
-    want="$(sha256sum <"$CHECKOUT/pyproject.toml" | cut -d' ' -f1) ${SRC_DIR#"$ROOT"}"
+    local stamp="$VENV/.appliance-installed" want pip_args=() why=""
+    read -ra pip_args <<<"${APPLIANCE_PIP_ARGS:-}"
+    if needs_numpy1; then
+        write_file "$CONSTRAINTS" 0644 "numpy<2" || true
+        pip_args+=(--constraint "$CONSTRAINTS")
+        why=", numpy<2 to match apt's picamera2 modules"
+    fi
+    want="$(sha256sum <"$CHECKOUT/pyproject.toml" | cut -d' ' -f1) ${SRC_DIR#"$ROOT"} ${pip_args[*]}"
     if [ -x "$VENV/bin/appliance" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         ok "installed: the appliance package in the venv"
     else
-        local pip_args=()
-        read -ra pip_args <<<"${APPLIANCE_PIP_ARGS:-}"
-        act "pip install -e ${SRC_DIR#"$ROOT"} (dependencies from PyPI)" \
+        act "pip install -e ${SRC_DIR#"$ROOT"} (dependencies from PyPI$why)" \
             "$VENV/bin/python" -m pip install --quiet ${pip_args[@]+"${pip_args[@]}"} -e "$SRC_DIR"
         [ "$DRY" = 1 ] || printf '%s\n' "$want" >"$stamp"
         CODE_CHANGED=1
     fi
+    if [ "$(readlink "$BIN_LINK" 2>/dev/null || true)" = /opt/appliance/venv/bin/appliance ]; then
+        ok "linked: /usr/local/bin/appliance"
+    else
+        act "link /usr/local/bin/appliance to the venv's command" link_command
+    fi
+}
+
+link_command() {
+    mkdir -p "$(dirname "$BIN_LINK")"
+    ln -sfn /opt/appliance/venv/bin/appliance "$BIN_LINK"
+}
+
+# Raspberry Pi OS Bookworm's picamera2 stack (simplejpeg) is built for numpy 1.x: the venv, which sees
+# it through --system-site-packages, must not pull numpy 2 over it ("numpy.dtype size changed").
+needs_numpy1() {
+    [ "$PICAMERA" = 1 ] || return 1
+    local version
+    version=$("$PYTHON" -I -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+    [[ "$version" == 1.* ]]
 }
 
 write_config() {
@@ -372,7 +398,7 @@ install_unit() {
 }
 
 start_failed() {
-    die "$SERVICE did not start" "see why: journalctl -u appliance -e --no-pager; and run: sudo -u $SVC_USER /opt/appliance/venv/bin/appliance doctor"
+    die "$SERVICE did not start" "see why: journalctl -u appliance -e --no-pager; and run: sudo -u $SVC_USER appliance doctor"
 }
 
 # --- uninstall ------------------------------------------------------------------------------------------
@@ -385,6 +411,7 @@ uninstall() {
     else
         ok "removed: ${UNIT#"$ROOT"}"
     fi
+    if [ -L "$BIN_LINK" ]; then act "remove /usr/local/bin/appliance" rm -f "$BIN_LINK"; fi
     if [ -e "$OPT_DIR" ]; then act "remove ${OPT_DIR#"$ROOT"} (program and venv)" rm -rf "$OPT_DIR"; else
         ok "removed: ${OPT_DIR#"$ROOT"}"
     fi
@@ -429,7 +456,7 @@ main() {
         say "done: the appliance is uninstalled"
     else
         say "done: the appliance is installed and running: http://$(hostname 2>/dev/null || echo localhost).local:8080"
-        say "  check it with: sudo -u $SVC_USER /opt/appliance/venv/bin/appliance doctor"
+        say "  check it with: sudo -u $SVC_USER appliance doctor"
     fi
 }
 

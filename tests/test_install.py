@@ -31,7 +31,7 @@ VERSION_CODENAME=bookworm
 ID=debian
 """
 CORAL_LSUSB = "Bus 002 Device 003: ID 18d1:9302 Google Inc."
-PI_PACKAGES = "python3-venv python3-pip python3-picamera2 python3-lgpio libedgetpu1-std"
+PI_PACKAGES = "python3-venv python3-picamera2 python3-lgpio libedgetpu1-std"
 
 
 def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -133,8 +133,8 @@ def test_first_install_does_every_step(installed, models_dir):
     box, proc = installed
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = box.calls()
-    assert "apt-get install -y -qq --no-install-recommends python3-venv python3-pip python3-picamera2 " \
-           "python3-lgpio" in calls
+    assert "apt-get install -y -qq --no-install-recommends python3-venv python3-picamera2 python3-lgpio" \
+        in calls
     assert "apt-get install -y -qq --no-install-recommends libedgetpu1-std" in calls  # a Coral is plugged in
     assert any(c.startswith("useradd --system --user-group") and c.endswith(" appliance") for c in calls)
     assert {"usermod -a -G video appliance", "usermod -a -G gpio appliance",
@@ -156,6 +156,7 @@ def test_first_install_does_every_step(installed, models_dir):
     where = subprocess.run([str(venv / "bin/python"), "-c", "import appliance; print(appliance.__file__)"],
                            env=box.env, cwd=box.base, capture_output=True, text=True, timeout=60)
     assert where.stdout.strip() == str(root / "opt/appliance/src/appliance/__init__.py")
+    assert (root / "usr/local/bin/appliance").readlink() == Path("/opt/appliance/venv/bin/appliance")
     model = root / "var/lib/appliance/models/mobilenet_v2_1.0_224_quant.tflite"
     assert hashlib.sha256(model.read_bytes()).hexdigest() == \
         hashlib.sha256((models_dir / model.name).read_bytes()).hexdigest()
@@ -213,6 +214,7 @@ def test_uninstall_keeps_taught_classes_then_purge_removes_them(installed, tmp_p
     assert "userdel appliance" in calls
     assert not (box.root / "etc/systemd/system/appliance.service").exists()
     assert not (box.root / "opt/appliance").exists()
+    assert not (box.root / "usr/local/bin/appliance").is_symlink()
     assert not (box.root / "etc/udev/rules.d/99-coral-edgetpu.rules").exists()
     assert store.read_bytes() == b"taught classes"
     assert (box.root / "etc/appliance/config.toml").exists()
@@ -250,7 +252,7 @@ def test_refuses_unsupported_systems(tmp_path, checkout, os_release, arch, messa
 
 def test_plain_debian_without_a_coral_skips_the_pi_and_coral_parts(tmp_path, checkout):
     box = Box(tmp_path, checkout)
-    proc = box.run("--dry-run", FAKE_AVAILABLE="python3-venv python3-pip", FAKE_LSUSB="")
+    proc = box.run("--dry-run", FAKE_AVAILABLE="python3-venv", FAKE_LSUSB="")
     assert proc.returncode == 0, proc.stderr
     assert "python3-picamera2 is not offered by this OS" in proc.stdout
     assert "no Coral found" in proc.stdout
@@ -271,3 +273,16 @@ def test_shellcheck_is_clean():
     proc = subprocess.run([shellcheck, str(REPO_ROOT / "install.sh"), str(HELPER)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_bookworm_picamera2_keeps_numpy_1_in_the_venv(tmp_path, checkout):
+    """Bookworm's apt picamera2 stack is built for numpy 1.x: pip must not put numpy 2 over it."""
+    python = tmp_path / "python3"  # a system python whose apt numpy is 1.24 (as on Bookworm)
+    python.write_text('#!/bin/sh\ncase "$*" in *numpy*) echo 1.24.2 ;; esac\nexit 0\n')
+    python.chmod(0o755)
+    box = Box(tmp_path / "box", checkout)
+    proc = box.run("--dry-run", APPLIANCE_PYTHON=str(python))
+    assert "would: write /opt/appliance/pip-constraints.txt" in proc.stdout
+    assert "numpy<2 to match apt's picamera2 modules" in proc.stdout
+    plain = box.run("--dry-run", APPLIANCE_PYTHON=str(python), FAKE_AVAILABLE="python3-venv")
+    assert "numpy<2" not in plain.stdout  # no picamera2 from apt: nothing to match
