@@ -19,7 +19,7 @@ from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
 from appliance.pipeline.events import EventBus
 from appliance.pipeline.hub import FrameHub
-from appliance.pipeline.infer import Engines, Inference, InferSettings
+from appliance.pipeline.infer import Engines, Inference, InferSettings, main_object_crop
 from appliance.pipeline.result import Result
 from appliance.pipeline.stats import Stats
 from appliance.pipeline.worker import Pipeline
@@ -112,6 +112,8 @@ class System:
                                  frame_size=(cam.width, cam.height))
         self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder, self.store,
                                            self.events)
+        if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
+            self.teacher.region = main_object_crop(self.models.detector, r.detect_threshold)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, web: bool | None = None, controls: bool | None = None) -> None:

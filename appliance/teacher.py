@@ -66,6 +66,7 @@ class Teacher:
         self.slot_labels = tuple(slot_labels)
         self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy) for LEDs
         self.on_classes_changed: list[Callable[[], None]] = []
+        self.region: Callable[[np.ndarray], np.ndarray] | None = None  # the part to teach (detect mode)
         self._lock = threading.Lock()
         self._busy_slot: int | None = None
         self.busy = False
@@ -131,8 +132,9 @@ class Teacher:
                 raise SourceError("no camera frames arrived while teaching",
                                   "check that the camera is connected (the page shows \"no signal\")")
             seq = frame.seq
-            embeddings.append(self.embedder.embed(frame.rgb))
-            pictures.append(frame.rgb)
+            rgb = self.region(frame.rgb) if self.region is not None else frame.rgb
+            embeddings.append(self.embedder.embed(rgb))
+            pictures.append(rgb)
         thumbs = [thumbnail(p) for p in pick_evenly(pictures, self.thumbnails_per_class)]
         return np.stack(embeddings).astype(np.float32), thumbs
 

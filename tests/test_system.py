@@ -90,8 +90,9 @@ def test_detect_mode_system_matches_boxes_against_taught_classes(tmp_path, model
         result = system.latest_result()
         assert {"person", "kite"} <= {o.label for o in result.objects}
         assert result.matches == [None] * len(result.objects)  # nothing taught: base labels only
-        system.teacher.teach(label="our kite scene")
-        assert wait_until(lambda: any(m is not None for m in system.latest_result().matches), 10)
+        system.teacher.teach(label="Bob")  # taught from the best box's crop, as boxes are matched
+        assert wait_until(lambda: any(m is not None and m.label == "Bob"
+                                      for m in system.latest_result().matches), 10)
         assert system.status()["models"]["detector"].startswith("ssd_mobilenet")
 
 

@@ -60,6 +60,18 @@ def crop(frame: np.ndarray, bbox) -> np.ndarray | None:
     return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
+def main_object_crop(detector, threshold: float):
+    """For detect mode teaching: the best-scoring detected object's pixels (else the whole frame), so a
+    class is taught from what it will be matched against — box crops."""
+    def region(frame: np.ndarray) -> np.ndarray:
+        for obj in detector.detect(frame, threshold=threshold):  # best first
+            pixels = crop(frame, obj.bbox)
+            if pixels is not None:
+                return pixels
+        return frame
+    return region
+
+
 class Inference:
     """Runs one mode's engines on a frame; owned by the one inference thread (the smoother is not shared)."""
 
