@@ -36,26 +36,14 @@ def _common(parser: argparse.ArgumentParser, default) -> None:
 
 def _open(path: Path | None):
     """Open an existing store with the identity it records: these actions compute no embeddings."""
-    import sqlite3
-
-    from appliance.learning.store import ClassStore
+    from appliance.learning.store import ClassStore, stored_embedding_model
 
     if path is None:
         raise StoreError("no class store given", "add --store FILE (the file `appliance teach` wrote)")
     if not path.is_file():
         raise StoreError(f"the class store {path} does not exist",
                          f"teach a class first: appliance teach --store {path} LABEL IMAGE...")
-    model = None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
-            model = None if row is None else str(row[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        pass  # ClassStore below names what is wrong with the file
-    return ClassStore(path, model or "unknown")
+    return ClassStore(path, stored_embedding_model(path) or "unknown")
 
 
 def _find(store, label: str):

@@ -323,6 +323,25 @@ class ClassStore:
         return import_store(self, Path(path))
 
 
+def stored_embedding_model(path: str | Path) -> str | None:
+    """The embedding model identity a store file records; None if there is no readable one.
+
+    For tools that handle classes without computing embeddings (listing, renaming, exporting). Not a
+    read-only connection: after a crash SQLite may need to write the -shm file to read the WAL.
+    """
+    if not Path(path).is_file():
+        return None
+    try:
+        conn = sqlite3.connect(Path(path), timeout=30.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
 def _check_jpeg(data: bytes) -> bytes:
     data = bytes(data)
     if not data.startswith(b"\xff\xd8"):

@@ -53,18 +53,6 @@ def export_store(store: "ClassStore", path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _source_model(path: Path) -> str | None:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None  # the full open below names what is wrong
-    return None if row is None else str(row[0])
-
-
 def import_store(store: "ClassStore", path: Path) -> list["ClassInfo"]:
     """Merge the classes exported in `path` into `store`, in one transaction.
 
@@ -72,7 +60,7 @@ def import_store(store: "ClassStore", path: Path) -> list["ClassInfo"]:
     max_samples the oldest are dropped, so imported samples win) and its thumbnails; other classes are
     created with their label and creation time. Refuses an export taught with another embedding model.
     """
-    from appliance.learning.store import ClassStore
+    from appliance.learning.store import ClassStore, stored_embedding_model
 
     if not path.is_file():
         raise StoreError(f"the export file {path} does not exist",
@@ -80,7 +68,7 @@ def import_store(store: "ClassStore", path: Path) -> list["ClassInfo"]:
     with tempfile.TemporaryDirectory(prefix="appliance-import-") as tmpdir:
         copy = Path(tmpdir) / "import.db"
         shutil.copyfile(path, copy)  # opening may migrate or set WAL: never touch the user's file
-        source_model = _source_model(copy) or store.embedding_model
+        source_model = stored_embedding_model(copy) or store.embedding_model
         with ClassStore(copy, source_model, max_samples=10**9, max_thumbnails=10**9,
                         _display_path=path) as source:
             snap = source.snapshot()
