@@ -209,3 +209,20 @@ def test_close_stops_reading(photo_folder: Path) -> None:
     cam.open()
     cam.close()
     assert cam.read() is None and not cam.connected and faulty.closes == 1
+
+
+def test_close_while_a_read_is_stuck(photo_folder: Path) -> None:
+    import threading
+
+    faulty = FaultySource(photo_folder)
+    cam = wrap(faulty, stall_seconds=5.0)
+    cam.open()
+    faulty.block_s = 0.6
+    reader = threading.Thread(target=cam.read)
+    reader.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    cam.close(timeout=0.1)                          # does not wait for the stuck read
+    assert time.monotonic() - start < 0.4 and faulty.closes == 0
+    reader.join(5)
+    assert faulty.closes == 1 and cam.read() is None

@@ -86,8 +86,13 @@ class ReconnectingSource:
             try:
                 frame = self.source.read()
             except Exception as exc:  # SourceError, or a driver / decoder bug: the loop must go on
+                if self._closed:
+                    return None
                 self._fault(f"read failed: {exc}")
                 return self._no_signal.copy()
+            if self._closed:  # closed while this read was in progress
+                self._close_inner()
+                return None
             now = time.monotonic()
             if frame is None:
                 if self.ended:
@@ -102,10 +107,18 @@ class ReconnectingSource:
             self._backoff = self.backoff_initial
             return frame
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Close the source; when a read is stuck in a driver, it is closed as soon as that read returns
+        (closing a capture under a read in progress can crash native code)."""
         self._closed = True
         self.connected = False
-        self._close_inner()
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._close_inner()
+            finally:
+                self._lock.release()
+        else:
+            log.warning("camera %s: a read is stuck; closing it when the read returns", self.name)
 
     # -- internals -----------------------------------------------------------------------------
 
