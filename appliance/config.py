@@ -116,7 +116,9 @@ class Config:
     @property
     def models_dir(self) -> Path:
         """`vision.models_dir`, or `<data_dir>/models` when that is empty."""
-        return Path(self.vision.models_dir) if self.vision.models_dir else self.data_dir / "models"
+        if self.vision.models_dir:
+            return Path(self.vision.models_dir).expanduser()
+        return self.data_dir / "models"
 
 
 def check_value(section: str, key: str, value: Any) -> Any:

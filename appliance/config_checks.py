@@ -44,7 +44,7 @@ def coerce(value: Any, kind: Any, default: Any) -> Any:
         raise Bad(f"must be a number, not {type_name(value)}", f"write a number, e.g. {default}")
     if kind in (str, "str", Path, "Path"):
         if isinstance(value, str | Path):
-            return Path(value) if kind in (Path, "Path") else value
+            return Path(value).expanduser() if kind in (Path, "Path") else value
         raise Bad(f"must be a string, not {type_name(value)}", f'write it in quotes, e.g. "{default}"')
     # tuple[int, ...] / tuple[str, ...]
     item = int if "int" in str(kind) else str

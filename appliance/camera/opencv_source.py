@@ -53,6 +53,7 @@ class DeviceSource:
             raise SourceError(f"camera device {self.device} cannot be opened",
                               "check it is a camera (v4l2-ctl --list-devices), that no other program uses "
                               "it, and that this user is in the 'video' group")
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # USB 2 webcams: 30 fps need MJPEG
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
         cap.set(cv2.CAP_PROP_FPS, self.fps)
