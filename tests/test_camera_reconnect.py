@@ -160,14 +160,15 @@ def test_folder_that_vanishes_and_comes_back(photo_folder: Path) -> None:
     cam = wrap(FolderSource(photo_folder, fps=100.0, seconds_per_image=0.02, throttle=False))
     cam.open()
     assert is_photo(cam.read())
-    hidden = photo_folder.with_name("away")
-    photo_folder.rename(hidden)
+    backup = photo_folder.with_name("backup")
+    shutil.copytree(photo_folder, backup)
+    shutil.rmtree(photo_folder)
     frames = read_until(cam, is_no_signal)
     assert all(is_photo(f) for f in frames[:-1])   # the picture in memory until it is needed again
     assert cam.failures >= 1 and not cam.connected
     for _ in range(20):
         assert is_no_signal(cam.read())            # still serving while it is gone
-    hidden.rename(photo_folder)
+    shutil.copytree(backup, photo_folder)
     read_until(cam, is_photo)
     assert cam.connected and cam.reconnects >= 1
 
