@@ -150,6 +150,10 @@ def test_stop_is_quick_and_threads_end(tiny_classifier, images_dir):
     t0 = time.monotonic()
     pipe.stop()
     assert time.monotonic() - t0 < 2.0 and not pipe.running
+    inferences = pipe.stats.snapshot()["inferences"]
+    pipe.start()  # a stopped pipeline can start again
+    assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > inferences + 2)
+    pipe.stop()
     assert pipe.latest_result().classes  # classify mode without an embedder shows base labels
 
 

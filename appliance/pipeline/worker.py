@@ -97,6 +97,8 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         self._stop.clear()
+        if self._frames.closed:  # started again after stop(): fresh slots
+            self._frames, self._to_encode = LatestSlot(), LatestSlot()
         self._started_at = time.monotonic()
         for name, target in (("capture", self._capture_loop), ("inference", self._inference_loop),
                              ("encode", self._encode_loop)):
