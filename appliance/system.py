@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
+from appliance.errors import ApplianceError
 from appliance.learning.model_identity import model_identity
 from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
@@ -164,7 +165,11 @@ class System:
             log.warning("web page not available (%s)", exc)
             return
         w = self.config.web
-        self.web_server = serve(create_app(self), w.host, w.port, w.threads)
+        try:
+            self.web_server = serve(create_app(self), w.host, w.port, w.threads)
+        except OSError as exc:  # port taken, address not on this machine, port < 1024 without rights
+            raise ApplianceError(f"cannot serve the web page on {w.host}:{w.port}: {exc.strerror or exc}",
+                                 "choose another --port / [web] port, or stop the program using it") from exc
         self.web_url = self.web_server.url
 
     def stop(self) -> None:

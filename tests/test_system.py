@@ -10,7 +10,7 @@ from pipeline_helpers import wait_until
 from system_helpers import CameraFolder, quick_config
 
 from appliance.config import Config, apply_overrides
-from appliance.errors import ConflictError, ModelError
+from appliance.errors import ApplianceError, ConflictError, ModelError
 from appliance.learning.store import ClassStore
 from appliance.system import System
 
@@ -133,3 +133,19 @@ def test_camera_folder_vanishes_and_comes_back(tmp_path, models_dir, images_dir,
         assert wait_until(lambda: system.status()["connected"] and system.status()["reconnects"] == 1, 15)
         inferences = system.status()["inferences"]
         assert wait_until(lambda: system.status()["inferences"] > inferences + 2, 5)
+
+
+def test_port_in_use_is_a_clear_error_and_stop_still_works(tmp_path, models_dir, images_dir, camera):
+    import socket
+
+    camera.show(images_dir / "cat.bmp")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = quick_config(tmp_path, models_dir, web=True, host="127.0.0.1", port=port)
+        system = System(config, source=camera.source())
+        with pytest.raises(ApplianceError, match=f"cannot serve the web page on 127.0.0.1:{port}"):
+            system.start()
+        system.stop()
+    assert not system.pipeline.running
