@@ -22,6 +22,7 @@
 #   APPLIANCE_ROOT=DIR       prefix every system path (/etc, /opt, /var/lib, /dev, /sys, ...) with DIR
 #   APPLIANCE_PYTHON=PATH    interpreter for the venv (default /usr/bin/python3, the one apt's modules match)
 #   APPLIANCE_PIP_ARGS="..." extra `pip install` arguments (e.g. --no-index --find-links DIR for a wheelhouse)
+#   APPLIANCE_VENV_ARGS="..." extra `python -m venv` arguments (tests: --without-pip, pip comes via PYTHONPATH)
 # Commands that change the system (apt-get, systemctl, useradd, usermod, userdel, udevadm, chown, curl,
 # gpg) and the ones it reads (apt-cache, dpkg-query, dpkg, getent, lsusb, lspci, id) are looked up in PATH.
 set -euo pipefail
@@ -268,9 +269,9 @@ src_parts() {  # the parts of the checkout that exist
 tree_digest() {  # one hash over the files of the copy (names and contents), build leftovers ignored
     local dir=$1
     [ -d "$dir" ] || { echo none; return; }
-    (cd "$dir" && src_parts . | xargs -r -d '\n' find 2>/dev/null \
-        | grep -Ev '__pycache__|\.pyc$|\.egg-info' | LC_ALL=C sort \
-        | while IFS= read -r f; do if [ -f "$f" ]; then sha256sum "$f"; fi; done | sha256sum | cut -d' ' -f1)
+    (cd "$dir" && src_parts . | xargs -r -d '\n' find 2>/dev/null -type f \
+        | grep -Ev '__pycache__|\.pyc$|\.egg-info' | LC_ALL=C sort | xargs -r -d '\n' sha256sum \
+        | sha256sum | cut -d' ' -f1)
 }
 
 copy_source() {
@@ -296,7 +297,10 @@ install_program() {
     if [ -x "$VENV/bin/python" ] && grep -q '^include-system-site-packages = true' "$VENV/pyvenv.cfg"; then
         ok "present: venv ${VENV#"$ROOT"}"
     else
-        act "create venv ${VENV#"$ROOT"} (--system-site-packages)" "$PYTHON" -m venv --clear --system-site-packages "$VENV"
+        local venv_args=()
+        read -ra venv_args <<<"${APPLIANCE_VENV_ARGS:-}"
+        act "create venv ${VENV#"$ROOT"} (--system-site-packages)" \
+            "$PYTHON" -m venv --clear --system-site-packages ${venv_args[@]+"${venv_args[@]}"} "$VENV"
     fi
     local stamp="$VENV/.appliance-installed" want pip_args=() why=""
     read -ra pip_args <<<"${APPLIANCE_PIP_ARGS:-}"

@@ -74,6 +74,7 @@ class Box:
             "APPLIANCE_ROOT": str(self.root),
             "APPLIANCE_PYTHON": sys.executable,
             "APPLIANCE_PIP_ARGS": "--no-deps --no-build-isolation --no-index",
+            "APPLIANCE_VENV_ARGS": "--without-pip",  # pip itself comes from this venv, via PYTHONPATH
             "PYTHONPATH": str(_dependencies(base / "deps")),
             "FAKE_LOG": str(self.log),
             "FAKE_STATE": str(self.state),
