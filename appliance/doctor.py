@@ -174,8 +174,8 @@ def check_models(f: Facts) -> Check:
     if bad:
         config = f" --config {f.config_path}" if f.config_path else ""
         return Check("fail", "models", "; ".join(bad),
-                     f"sudo appliance models fetch{config} --models-dir {f.models_dir} "
-                     "(offline: add --from DIR, a folder with the model files)")
+                     f"{'sudo ' if str(f.models_dir).startswith('/var/') else ''}appliance models fetch"
+                     f"{config} --models-dir {f.models_dir} (offline: add --from DIR with the files)")
     return Check("ok", "models", f"{len(f.models)} present and verified", "")
 
 
@@ -274,7 +274,7 @@ def _load_config(config_path):
         return Config(), exc
 
 
-def _model_problems(config) -> list[tuple[str, str | None]]:
+def _model_problems(config, models_dir: Path) -> list[tuple[str, str | None]]:
     from appliance import model_files
 
     try:
@@ -288,9 +288,9 @@ def _model_problems(config) -> list[tuple[str, str | None]]:
         if entry is None:
             rows.append((name, None if Path(name).is_file() else "not in the manifest and not a file"))
             continue
-        path = config.models_dir / entry.file
+        path = models_dir / entry.file
         if not path.is_file():
-            rows.append((name, f"missing from {config.models_dir}"))
+            rows.append((name, f"missing from {models_dir}"))
             continue
         rows.append((name, model_files.hash_mismatch(path, entry, model_files.file_digests(path))))
     return rows
@@ -361,7 +361,12 @@ def gather_facts(config_path: Path | None = None, *, sys_root: Path = Path("/sys
             existing.append(name)
         except KeyError:
             continue
-    folder = Path(config.data_dir)
+    # the models folder `run` and `models fetch` use: without a config file, the per-user one
+    from appliance.model_files import default_models_dir
+
+    models_dir = default_models_dir(config)
+    data_dir = Path(config.data_dir) if config.path else models_dir.parent
+    folder = data_dir
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
@@ -379,9 +384,10 @@ def gather_facts(config_path: Path | None = None, *, sys_root: Path = Path("/sys
         numpy=(_version("numpy") or (None, None))[1],
         config_path=str(config.path) if config.path else None, config_error=config_error,
         device=config.vision.device, source=config.camera.source,
-        gpio_wanted=ctl.enabled and ctl.pin_factory != "mock", data_dir=Path(config.data_dir),
-        models_dir=Path(config.models_dir),
-        models=_model_problems(config), edge_tpus=tpus, runtime_library=library, delegate=delegate,
+        gpio_wanted=ctl.enabled and ctl.pin_factory != "mock", data_dir=data_dir,
+        models_dir=models_dir,
+        models=_model_problems(config, models_dir), edge_tpus=tpus, runtime_library=library,
+        delegate=delegate,
         videos=videos, picamera2=picamera2, libcamera_cameras=libcamera, gpiochips=chips, user=user,
         user_groups=groups, system_groups=existing, disk_free=free, service=service, throttled=throttled,
         notes=[sys.executable],

@@ -162,6 +162,7 @@ stall_seconds = 1.0
         notify.collect(0.3)
         assert any(m.startswith("STOPPING=1") for _, m in notify.got), out
         assert "Traceback" not in out, out
+        assert proc.returncode == 0, out  # SIGTERM is a clean stop
 
 
 def _output(proc: subprocess.Popen) -> str:
