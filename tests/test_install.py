@@ -287,3 +287,16 @@ def test_bookworm_picamera2_keeps_numpy_1_in_the_venv(tmp_path, checkout):
     assert "numpy<2 to match apt's picamera2 modules" in proc.stdout
     plain = box.run("--dry-run", APPLIANCE_PYTHON=str(python), FAKE_AVAILABLE="python3-venv")
     assert "numpy<2" not in plain.stdout  # no picamera2 from apt: nothing to match
+
+
+def test_refuses_a_python_older_than_3_11(tmp_path, checkout):
+    """Mendel Linux (Coral Dev Board) and Ubuntu 22.04 ship older Pythons: say so before changing anything."""
+    python = tmp_path / "python3"  # the Dev Board's interpreter: Python 3.7
+    python.write_text('#!/bin/sh\ncase "$*" in *--version*) echo "Python 3.7.3" ;; *) exit 1 ;; esac\n')
+    python.chmod(0o755)
+    mendel = 'PRETTY_NAME="Mendel GNU/Linux 5 (Eagle)"\nID=mendel\nID_LIKE=debian\n'
+    box = Box(tmp_path / "box", checkout, os_release=mendel)
+    proc = box.run(APPLIANCE_PYTHON=str(python))
+    assert proc.returncode == 1
+    assert "older than Python 3.11" in proc.stderr and "ships Python 3.7.3" in proc.stderr
+    assert "fix:" in proc.stderr and box.changing_calls() == []
