@@ -275,3 +275,10 @@ def test_migrations_run_in_order_on_open(tmp_path, monkeypatch):
         assert s.find("cat").samples == 1
         assert s._conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert "notes" in [r[1] for r in s._conn.execute("PRAGMA table_info(classes)")]
+
+
+def test_import_of_a_live_store_reads_its_wal(tmp_path):
+    with ClassStore(tmp_path / "live.db", MODEL) as live, ClassStore(tmp_path / "b.db", MODEL) as b:
+        live.teach("cat", vecs(3))  # still in live.db-wal while `live` is open
+        assert (tmp_path / "live.db-wal").stat().st_size > 0
+        assert [(c.label, c.samples) for c in b.import_(tmp_path / "live.db")] == [("cat", 3)]

@@ -7,7 +7,7 @@ gradient steps: numpy only, deterministic, no random start. "auto" compares both
 cross-validation on the stored samples (when every class has at least 2) and keeps the better one.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -68,8 +68,9 @@ def fit_imprint(X: np.ndarray, y: np.ndarray, scale: float = IMPRINT_SCALE) -> H
     """Imprinted weights: per class the normalised sum of its normalised embeddings."""
     class_ids, index = _class_index(y)
     Xn = l2_normalize(X)
-    sums = np.zeros((len(class_ids), Xn.shape[1]), dtype=np.float64)
-    np.add.at(sums, index, Xn)
+    onehot = np.zeros((len(class_ids), len(Xn)), dtype=np.float32)
+    onehot[index, np.arange(len(Xn))] = 1.0
+    sums = onehot @ Xn
     return Head("imprint", class_ids, l2_normalize(sums), np.zeros(len(class_ids), np.float32), scale)
 
 
@@ -151,12 +152,12 @@ def fit_head(X: np.ndarray, y: np.ndarray, kind: str = "auto") -> Head:
     if kind != "auto":
         return FITTERS[kind](X, y)
     if not auto_eligible(y):
-        head = fit_imprint(X, y)
-        return Head(**{**head.__dict__, "reason": "imprint: some class has fewer than 2 samples"})
+        return replace(fit_imprint(X, y),
+                       reason="imprint: fewer than 2 classes, or a class with fewer than 2 samples")
     fold_list = folds(y)
     acc = {k: cross_validate(X, y, k, fold_list) for k in ("imprint", "softmax")}
     pick = "imprint" if acc["imprint"] > acc["softmax"] + AUTO_MARGIN else "softmax"
     head = FITTERS[pick](X, y)
     reason = (f"{pick}: {len(fold_list)}-fold cross-validation top-1 imprint {acc['imprint']:.2f}, "
               f"softmax {acc['softmax']:.2f}")
-    return Head(**{**head.__dict__, "reason": reason})
+    return replace(head, reason=reason)

@@ -68,6 +68,9 @@ def import_store(store: "ClassStore", path: Path) -> list["ClassInfo"]:
     with tempfile.TemporaryDirectory(prefix="appliance-import-") as tmpdir:
         copy = Path(tmpdir) / "import.db"
         shutil.copyfile(path, copy)  # opening may migrate or set WAL: never touch the user's file
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file():  # a live store given as the export: its latest commits may be in the WAL
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         source_model = stored_embedding_model(copy) or store.embedding_model
         with ClassStore(copy, source_model, max_samples=10**9, max_thumbnails=10**9,
                         _display_path=path) as source:
