@@ -121,3 +121,25 @@ def test_few_shot_flowers_auto_head_accuracy(flowers):
     assert auto >= imprint, f"auto {auto:.3f} below imprinting {imprint:.3f}"
     assert imprint >= 0.64, f"imprint 5-shot top-1 {imprint:.3f}"
     assert few_shot_accuracy(X, y, shots=10, kind="auto", splits=4, seed=11) >= 0.72
+
+
+def test_a_store_error_keeps_the_current_head(store, monkeypatch):
+    from appliance.errors import StoreError
+
+    store.teach("a", [unit(60)])
+    store.teach("b", [unit(61)])
+    recognizer = Recognizer(store)
+    assert recognizer.recognize(unit(60)).label == "a"
+    store.teach("c", [unit(62)])
+
+    def locked():
+        raise StoreError("the class store stayed locked", "retry")
+
+    monkeypatch.setattr(store, "snapshot", locked)
+    assert recognizer.recognize(unit(60)).label == "a"  # the old head, no exception
+    monkeypatch.undo()
+    assert recognizer.recognize(unit(62)).label == "c"  # retried once the store answers again
+    with pytest.raises(StoreError):
+        fresh = Recognizer(store)
+        monkeypatch.setattr(store, "snapshot", locked)
+        fresh.recognize(unit(60))  # no head yet: nothing to fall back on

@@ -10,7 +10,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, StoreError
 from appliance.learning.heads import HEAD_KINDS, Head, fit_head
 from appliance.learning.store import ClassStore
 
@@ -38,9 +38,17 @@ class Recognizer:
         self._labels: dict[int, str] = {}
 
     def _refresh(self) -> None:
-        if self._version is not None and self.store.version == self._version:
+        try:
+            if self._version is not None and self.store.version == self._version:
+                return
+            snap = self.store.snapshot()
+        except StoreError as exc:
+            if self._version is None:
+                raise
+            # e.g. the file stayed locked by another process: keep recognising with the head we have
+            # and try again on the next call, rather than stopping the camera loop
+            log.warning("keeping the current recognition head: %s", exc)
             return
-        snap = self.store.snapshot()
         self._labels = {c.id: c.label for c in snap.classes}
         self._head = fit_head(snap.X, snap.y, self.head_kind) if len(snap.y) else None
         self._version = snap.version
