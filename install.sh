@@ -165,6 +165,11 @@ apt_install() {  # apt_install PKG...: only the missing ones
 
 install_packages() {
     local wanted=(python3-venv) pkg
+    # a fresh image may have no package lists: then every package looks "not offered"
+    if ! compgen -G "$ROOT/var/lib/apt/lists/*_Packages" >/dev/null; then
+        act "apt-get update (no package lists yet)" apt-get update -qq
+        APT_UPDATED=1
+    fi
     for pkg in python3-picamera2 python3-lgpio; do  # Raspberry Pi OS has them; plain Debian does not
         if pkg_installed "$pkg" || pkg_available "$pkg"; then
             wanted+=("$pkg")

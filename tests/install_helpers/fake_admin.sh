@@ -21,7 +21,11 @@ case "$name" in
         pkg=${*: -1}
         echo "$pkg:"
         if [[ " ${FAKE_AVAILABLE:-} " == *" $pkg "* ]]; then echo "  Candidate: 1.0-1"; else echo "  Candidate: (none)"; fi ;;
-    apt-get)
+    apt-get)  # `update` leaves package lists behind, as the real one does
+        if [ "${1:-}" = update ]; then
+            mkdir -p "$APPLIANCE_ROOT/var/lib/apt/lists"
+            touch "$APPLIANCE_ROOT/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages"
+        fi
         if [[ " $* " == *" install "* ]]; then
             for arg in "${@:2}"; do case "$arg" in -*|install) ;; *) echo "$arg" >>"$state/installed" ;; esac; done
         fi ;;
