@@ -108,3 +108,33 @@ def test_page_shows_errors_from_the_api(browser, base_url):
         page.screenshot(path=str(ARTIFACTS / "web-page-wide.png"))
     finally:
         page.close()
+
+
+def test_page_warns_when_a_tpu_was_expected_but_the_cpu_runs(browser, tmp_path, images_dir, models_dir):
+    import dataclasses
+
+    from playwright.sync_api import expect
+    from web_helpers import web_config
+
+    from appliance.system import System
+    from appliance.web.app import create_app
+    from appliance.web.server import serve
+
+    config = web_config(tmp_path)
+    config = dataclasses.replace(config, vision=dataclasses.replace(config.vision, device="auto"))
+    idle = System(config)  # device "auto" without an Edge TPU: runs on the CPU with a warning
+    if idle.stats.backend_warning is None:
+        idle.stop()
+        pytest.skip("an Edge TPU is present here, so there is no CPU fallback warning to show")
+    server = serve(create_app(idle), "127.0.0.1", 0, 4)
+    page = browser.new_page(viewport={"width": 390, "height": 700})
+    try:
+        page.goto(f"http://127.0.0.1:{server.port}/", wait_until="domcontentloaded")
+        banner = page.locator("#warning")
+        expect(banner).to_be_visible(timeout=10_000)
+        expect(banner).to_contain_text("Edge TPU")
+        expect(page.locator("#backend")).to_have_text("CPU")
+    finally:
+        page.close()
+        server.stop()
+        idle.stop()

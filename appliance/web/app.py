@@ -66,7 +66,6 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=timedelta(days=30),
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
     app.extensions[STATE_KEY] = WebState(
