@@ -112,7 +112,8 @@ def _measure(system, seconds: float) -> Phase:
                  round(100.0 * (cpu1 - cpu0) / wall, 1), round(rss_mb(), 1))
 
 
-def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device: str) -> WebBench:
+def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device: str,
+              settle_s: float = 5.0) -> WebBench:
     from appliance.system import System
     from appliance.web.app import create_app
     from appliance.web.server import serve
@@ -128,7 +129,7 @@ def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device:
             while system.stats.snapshot()["inferences"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)
             system.teacher.teach(label="bench")  # from now on every frame is embedded and recognised
-            time.sleep(5.0)  # settle: the recognizer rebuilds its head, the interpreter warms up
+            time.sleep(settle_s)  # the recognizer rebuilds its head, the interpreter warms up
             idle = _measure(system, seconds)
             receive, send = mp.Pipe(duplex=False)
             count_from = time.time() + 3.0  # time to start the process and connect every viewer
