@@ -138,3 +138,36 @@ def test_page_warns_when_a_tpu_was_expected_but_the_cpu_runs(browser, tmp_path, 
         page.close()
         server.stop()
         idle.stop()
+
+
+def test_login_page_then_the_stream(browser, base_url):
+    import dataclasses
+
+    from playwright.sync_api import expect
+    from web_helpers import ConfigView
+
+    from appliance.web.app import create_app
+    from appliance.web.auth import hash_password
+    from appliance.web.server import serve
+
+    system = shared_system()
+    web = dataclasses.replace(system.config.web, password_hash=hash_password("open sesame"))
+    server = serve(create_app(ConfigView(system, dataclasses.replace(system.config, web=web))),
+                   "127.0.0.1", 0, 8)
+    page = browser.new_page(viewport={"width": 390, "height": 700})
+    try:
+        page.goto(f"http://127.0.0.1:{server.port}/", wait_until="domcontentloaded")
+        assert page.url.endswith("/login")
+        page.fill("#password", "wrong")
+        page.click("button[type=submit]")
+        expect(page.locator(".message.error")).to_contain_text("Wrong password")
+        page.fill("#password", "open sesame")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"http://127.0.0.1:{server.port}/")
+        page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20_000)
+        expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=10_000)
+        page.click("text=Log out")
+        page.wait_for_url(re.compile(r"/login$"))
+    finally:
+        page.close()
+        server.stop()
