@@ -110,7 +110,7 @@ class System:
         self.inference = Inference(engines, InferSettings.from_config(r))
         self.pipeline = Pipeline(source, self.inference, stats=self.stats, hub=self.hub, events=self.events,
                                  pace_to_consumer=pace_to_consumer, status_fn=self.status,
-                                 frame_size=(cam.width, cam.height))
+                                 frame_size=(cam.width, cam.height), max_publish_fps=cam.fps)
         self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder, self.store,
                                            self.events)
         if self.models.detector is not None:  # detect mode matches box crops: teach from the main box

@@ -1,5 +1,6 @@
 """Inference on one frame: classify with taught classes and base labels; detect with matched crops."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -66,3 +67,18 @@ def test_crop_skips_tiny_boxes():
     frame = np.zeros((100, 100, 3), np.uint8)
     assert crop(frame, BBox(0, 0, 10, 50)) is None
     assert crop(frame, BBox(-5, 10, 60, 90)).shape == (80, 60, 3)
+
+
+def test_prepared_frames_give_the_same_results(tmp_path, engines, images_dir):
+    """Shrinking in the capture thread must not change what the models see."""
+    embedder, classifier, detector = engines
+    frame = cv2.resize(read_image(images_dir / "kite_and_cold.jpg"), (640, 480))
+    det = Inference(Engines(detector=detector), InferSettings(mode="detect", detect_threshold=0.4))
+    direct = det.run(1, frame)
+    prepared = det.run(2, frame, det.prepare(frame))
+    assert [o.label for o in direct.objects] == [o.label for o in prepared.objects]
+    for a, b in zip(direct.objects, prepared.objects, strict=True):
+        assert abs(a.score - b.score) < 1e-6
+        assert max(abs(p - q) for p, q in zip(a.bbox, b.bbox, strict=True)) <= 2
+    cls = Inference(Engines(classifier=classifier), InferSettings())
+    assert cls.run(1, frame).classes == cls.run(2, frame, cls.prepare(frame)).classes

@@ -182,3 +182,18 @@ def test_reconnecting_source_faults_are_reconnected_and_counted(tiny_classifier,
     finally:
         pipe.stop()
         source.close()
+
+
+def test_display_rate_caps_encoding_not_inference(tiny_classifier, images_dir):
+    source = PhotoSource([images_dir / "cat.bmp"], fps=0)  # as fast as asked
+    pipe = classify_pipeline(source, tiny_classifier, max_publish_fps=10)
+    pipe.start()
+    try:
+        time.sleep(0.5)
+        seq0, n0 = pipe.hub.latest()[0], pipe.stats.snapshot()["inferences"]
+        time.sleep(2.0)
+        published, inferred = pipe.hub.latest()[0] - seq0, pipe.stats.snapshot()["inferences"] - n0
+    finally:
+        pipe.stop()
+    assert 12 <= published <= 24, published  # about 10 a second
+    assert inferred > 3 * published and pipe.encode_skipped > 0

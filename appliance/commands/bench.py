@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edgetpu-device", default="", metavar="SPEC")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="CPU threads for invoke (0 = all)")
+    parser.add_argument("--publish-fps", type=float, default=30.0, metavar="F",
+                        help="stream display rate, as camera.fps in the appliance (0 = encode every result)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     add_location_flags(parser)
 
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     labels_name = args.labels or labels_for_model(path, kind=model.kind)
     labels = read_labels(resolve_model(labels_name, models_dir=models_dir, models_from=models_from)) \
         if labels_name and model.kind != "embedder" else None
-    report = run_bench(BenchSetup(model, labels, args.source, args.seconds, args.mode))
+    report = run_bench(BenchSetup(model, labels, args.source, args.seconds, args.mode,
+                                  publish_fps=args.publish_fps))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

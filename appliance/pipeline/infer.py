@@ -13,6 +13,7 @@ import numpy as np
 
 from appliance.pipeline.result import Result
 from appliance.pipeline.smoothing import Smoother, as_vote
+from appliance.vision.preprocess import letterbox_size, shrink
 
 MIN_CROP_PX = 16      # detected boxes smaller than this are not matched against taught classes
 BASE_TOP_K = 3
@@ -112,30 +113,57 @@ class Inference:
         stages["recognize"] = stages.get("recognize", 0.0) + (time.perf_counter() - t0) * 1e3
         return rec
 
-    def run(self, seq: int, frame: np.ndarray) -> Result:
-        stages: dict[str, float] = {}
+    def prepare(self, frame: np.ndarray) -> dict:
+        """Shrink the frame to each model's input now, in the capture thread, so that this work overlaps
+        the previous frame's invoke; the inference thread then only copies it into the input tensor.
+        The same pixels the models would make themselves (plain resize; the detector's letterbox)."""
+        prepared: dict = {}
+        eng = self.engines
         if self.settings.mode == "detect":
-            return self._detect(seq, frame, stages)
-        return self._classify(seq, frame, stages)
+            h, w = frame.shape[:2]
+            small, used = shrink(frame, letterbox_size((w, h), eng.detector.model.input_size))
+            prepared["detect"] = (small, used)
+            return prepared
+        for engine in (eng.embedder, eng.classifier):
+            if engine is not None and engine.model.input_size not in prepared:
+                prepared[engine.model.input_size] = shrink(frame, engine.model.input_size)[0]
+        return prepared
 
-    def _classify(self, seq: int, frame: np.ndarray, stages: dict[str, float]) -> Result:
+    def run(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Result:
+        stages: dict[str, float] = {}
+        prepared = prepared or {}
+        if self.settings.mode == "detect":
+            return self._detect(seq, frame, stages, prepared)
+        return self._classify(seq, frame, stages, prepared)
+
+    def _classify(self, seq: int, frame: np.ndarray, stages: dict[str, float], prepared: dict) -> Result:
         raw = smoothed = None
         classes = []
         eng = self.engines
-        if eng.embedder is not None and eng.recognizer is not None and self.has_classes():
-            raw = self._recognize(frame, stages)
-            smoothed = self.smoother.update(raw)
-        elif eng.embedder is not None and eng.recognizer is None:
-            eng.embedder.embed(frame)  # embedder alone (benchmarks): the work without a verdict
-            _add_timings(stages, eng.embedder.last_timings)
+        if eng.embedder is not None:
+            pixels = prepared.get(eng.embedder.model.input_size, frame)
+            if eng.recognizer is not None and self.has_classes():
+                raw = self._recognize(pixels, stages)
+                smoothed = self.smoother.update(raw)
+            elif eng.recognizer is None:
+                eng.embedder.embed(pixels)  # embedder alone (benchmarks): the work without a verdict
+                _add_timings(stages, eng.embedder.last_timings)
         if eng.classifier is not None and (self.settings.show_base_labels or eng.embedder is None):
-            classes = eng.classifier.classify(frame, top_k=BASE_TOP_K, threshold=0.05)
+            pixels = prepared.get(eng.classifier.model.input_size, frame)
+            classes = eng.classifier.classify(pixels, top_k=BASE_TOP_K, threshold=0.05)
             _add_timings(stages, eng.classifier.last_timings)
         return Result(seq, "classify", smoothed, classes, [], stages, [], raw, time.monotonic())
 
-    def _detect(self, seq: int, frame: np.ndarray, stages: dict[str, float]) -> Result:
+    def _detect(self, seq: int, frame: np.ndarray, stages: dict[str, float], prepared: dict) -> Result:
         eng = self.engines
-        objects = eng.detector.detect(frame, threshold=self.settings.detect_threshold)
+        threshold = self.settings.detect_threshold
+        if "detect" in prepared:  # boxes come in the shrunk picture's pixels: back to the frame's
+            small, (used_w, used_h) = prepared["detect"]
+            sx, sy = used_w / small.shape[1], used_h / small.shape[0]
+            objects = [o._replace(bbox=o.bbox.scale(sx, sy).map(round))
+                       for o in eng.detector.detect(small, threshold=threshold)]
+        else:
+            objects = eng.detector.detect(frame, threshold=threshold)
         _add_timings(stages, eng.detector.last_timings)
         matches: list = [None] * len(objects)
         best = None

@@ -36,6 +36,7 @@ class Frame:
     rgb: np.ndarray
     captured_at: float       # time.monotonic()
     signal: bool = True      # False: a "no signal" picture, not a camera frame
+    prepared: dict | None = None  # the frame shrunk for each model (Inference.prepare)
 
 
 def _recognition_key(result: Result) -> tuple:
@@ -63,7 +64,7 @@ class Pipeline:
                  hub: FrameHub | None = None, events: EventBus | None = None,
                  pace_to_consumer: bool = False, jpeg_quality: int = 80, no_signal_after_s: float = 2.0,
                  status_every_s: float = 1.0, status_fn: Callable[[], dict] | None = None,
-                 frame_size: tuple[int, int] = (640, 480)) -> None:
+                 frame_size: tuple[int, int] = (640, 480), max_publish_fps: float | None = None) -> None:
         self.source = source
         self.inference = inference
         self.stats = stats or Stats(mode=inference.mode, source=getattr(source, "name", ""))
@@ -74,6 +75,9 @@ class Pipeline:
         # exactly one frame ahead of inference instead of decoding frames that would be dropped
         self.pace_to_consumer = pace_to_consumer and not getattr(source, "realtime", True)
         self.jpeg_quality = jpeg_quality
+        # one encode per DISPLAYED frame: when inference outruns the display rate (a fast model on a
+        # file source), results in between are not encoded, leaving the CPU to invoke
+        self.min_publish_interval = 1.0 / max_publish_fps if max_publish_fps else 0.0
         self.no_signal_after_s = no_signal_after_s
         self.status_every_s = status_every_s
         self.status_fn = status_fn or self.stats.snapshot
@@ -177,6 +181,13 @@ class Pipeline:
         self._to_encode.put((frame, None))
         self.stats.tick()
 
+    def _prepare(self, rgb: np.ndarray) -> dict | None:
+        try:
+            return self.inference.prepare(rgb)
+        except Exception as exc:  # e.g. a malformed frame: the inference thread will report it
+            log.debug("preparing a frame failed: %s", exc)
+            return None
+
     def _capture_loop(self) -> None:
         while not self._stop.is_set():
             if self.pace_to_consumer and not self._frames.wait_empty(WAIT_S):
@@ -189,9 +200,12 @@ class Pipeline:
             if not connected:  # the reconnecting wrapper's own "no signal" picture: show, never infer
                 self._show_no_signal(rgb)
                 continue
-            self.stats.add_stage("capture", (time.perf_counter() - t0) * 1e3)
+            t1 = time.perf_counter()
+            self.stats.add_stage("capture", (t1 - t0) * 1e3)
+            prepared = self._prepare(rgb)
+            self.stats.add_stage("resize", (time.perf_counter() - t1) * 1e3)
             self._capture_seq += 1
-            frame = Frame(self._capture_seq, rgb, time.monotonic())
+            frame = Frame(self._capture_seq, rgb, time.monotonic(), True, prepared)
             with self._frame_cond:
                 self._latest_frame = frame
                 self._frame_cond.notify_all()
@@ -211,7 +225,7 @@ class Pipeline:
             self.stats.inference_started()
             t0 = time.perf_counter()
             try:
-                result = self.inference.run(frame.seq, frame.rgb)
+                result = self.inference.run(frame.seq, frame.rgb, frame.prepared)
             except Exception as exc:  # e.g. an Edge TPU unplugged: count, keep the loop, health decides
                 self.inference_errors += 1
                 if self.inference_errors == 1 or self.inference_errors % 100 == 0:
@@ -241,6 +255,7 @@ class Pipeline:
 
     def _encode_loop(self) -> None:
         last_shown = time.monotonic()
+        next_due = 0.0  # the display-rate schedule (no drift: due times advance by the interval)
         last_status = 0.0
         while not self._stop.is_set():
             item = self._to_encode.take(WAIT_S)
@@ -260,6 +275,11 @@ class Pipeline:
                     last_shown = now
                 continue
             _, (frame, result) = item
+            if frame.signal and self.min_publish_interval:
+                if now < next_due:
+                    self.encode_skipped += 1
+                    continue
+                next_due = max(next_due + self.min_publish_interval, now - self.min_publish_interval / 2)
             t0 = time.perf_counter()
             picture = annotate(frame.rgb, result) if frame.signal else frame.rgb
             t1 = time.perf_counter()
