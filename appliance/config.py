@@ -52,6 +52,7 @@ class RecognitionConfig:
     classify_detections: bool = True
     detect_threshold: float = 0.4
     unknown_threshold: float = 0.6
+    min_similarity: float = 0.55
     smoothing_frames: int = 5
     head: str = "auto"
 
@@ -326,7 +327,8 @@ def describe_config(config: Config) -> str:
         f"  data_dir: {config.data_dir} (models in {config.models_dir})",
         f"  camera: {c.source} {c.width}x{c.height} @ {c.fps:g} fps" + (", looping" if c.loop else ""),
         f"  vision: device {v.device}, models {v.classifier} / {v.detector} / {v.embedder}",
-        f"  recognition: mode {r.mode}, head {r.head}, unknown below {r.unknown_threshold:g}",
+        f"  recognition: mode {r.mode}, head {r.head}, unknown below {r.unknown_threshold:g} "
+        f"or similarity {r.min_similarity:g}",
         f"  teach: {config.teach.frames} frames over {config.teach.seconds:g} s",
         ("  controls: " + (f"{ctl.pin_factory} pins, buttons {list(ctl.buttons)}, LEDs {list(ctl.leds)}, "
                            f"hold {ctl.hold_seconds:g} s to clear" if ctl.enabled else "disabled")),

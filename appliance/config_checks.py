@@ -131,6 +131,7 @@ CHECKS: dict[tuple[str, str], Any] = {
     ("recognition", "mode"): _one_of("classify", "detect"),
     ("recognition", "detect_threshold"): _in_range(0.0, 1.0),
     ("recognition", "unknown_threshold"): _in_range(0.0, 1.0),
+    ("recognition", "min_similarity"): _in_range(0.0, 1.0),
     ("recognition", "smoothing_frames"): _in_range(1, 100),
     ("recognition", "head"): _one_of("auto", "imprint", "softmax"),
     ("teach", "frames"): _in_range(1, 100),

@@ -96,6 +96,7 @@ def test_same_key_in_another_section_does_not_confuse_the_line(tmp_path: Path) -
     ("[web]\nport = 8080.5\n", 2, "port must be an integer", "8080"),
     ("[recognition]\nmode = \"detekt\"\n", 2, 'mode is "detekt"', 'did you mean "detect"'),
     ("[recognition]\nunknown_threshold = 1.5\n", 2, "unknown_threshold is 1.5", "0.0 to 1.0"),
+    ("[recognition]\nmin_similarity = -0.1\n", 2, "min_similarity is -0.1", "0.0 to 1.0"),
     ("[vision]\ndevice = \"tpu\"\n", 2, "device is \"tpu\"", "auto, edgetpu, cpu"),
     ("[vision]\nedgetpu_device = \"usb0\"\n", 2, "edgetpu_device", "usb:N"),
     ("[controls]\nbuttons = [17, 27, 40, 23]\n", 2, "pin 40", "BCM"),
