@@ -8,6 +8,7 @@ import pytest
 from pipeline_helpers import PhotoSource, rss_mb, wait_until
 
 from appliance.camera import ReconnectingSource
+from appliance.errors import DeviceError
 from appliance.pipeline.infer import Engines, Inference, InferSettings
 from appliance.pipeline.worker import Pipeline
 from appliance.vision.classify import Classifier
@@ -197,3 +198,34 @@ def test_display_rate_caps_encoding_not_inference(tiny_classifier, images_dir):
         pipe.stop()
     assert 12 <= published <= 24, published  # about 10 a second
     assert inferred > 3 * published and pipe.encode_skipped > 0
+
+
+class FlakyClassifier(Classifier):
+    """The real classifier; while `failing` is set its invoke fails as an unplugged Edge TPU's does."""
+
+    failing = False
+
+    def classify(self, rgb, top_k=5, threshold=0.0):
+        if self.failing:
+            raise DeviceError("inference failed on the edgetpu: USB transfer error", "check the cable")
+        return super().classify(rgb, top_k, threshold)
+
+
+def test_failing_inference_keeps_the_stream_live_and_turns_unhealthy(models_dir, images_dir):
+    model = load_model(models_dir / "mobilenet_v1_0.25_128_quant.tflite", device="cpu")
+    flaky = FlakyClassifier(model, read_labels(models_dir / "imagenet_labels.txt"))
+    pipe = classify_pipeline(PhotoSource([images_dir / "cat.bmp"], fps=30), flaky)
+    pipe.start()
+    try:
+        assert wait_until(lambda: pipe.stats.snapshot()["inferences"] > 2)
+        flaky.failing = True
+        assert wait_until(lambda: pipe.inference_errors >= 2, 5)
+        seq = pipe.hub.latest()[0]
+        nxt, jpeg = pipe.hub.wait_next(seq, timeout=2)
+        assert nxt > seq and decode(jpeg).mean() > 60  # the live picture, not "no signal"
+        assert wait_until(lambda: not pipe.stats.healthy(1.0), 5)  # inferences stopped advancing
+        assert pipe.stats.snapshot()["inference_running_s"] is None  # failed, not hung
+        flaky.failing = False
+        assert wait_until(lambda: pipe.stats.healthy(1.0), 5)
+    finally:
+        pipe.stop()

@@ -103,6 +103,11 @@ class Stats:
             self.inference_ms = inference_ms
             self._inference_rate.add(now)
 
+    def inference_failed(self) -> None:
+        """The invoke returned (with an error): it is not hung; inferences just do not advance."""
+        with self._lock:
+            self.inference_started_at = None
+
     def add_stage(self, stage: str, ms: float) -> None:
         """Accumulate time spent in one pipeline stage (capture, preprocess, invoke, annotate, encode)."""
         with self._lock:

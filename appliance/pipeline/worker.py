@@ -168,7 +168,7 @@ class Pipeline:
             self.read_errors += 1
             if self.read_errors == 1 or self.read_errors % 100 == 0:
                 log.warning("camera read failed (%d so far): %s", self.read_errors, exc)
-            self.stats.set_connection(False, getattr(self.source, "reconnects", self.read_errors))
+            self.stats.set_connection(False, int(getattr(self.source, "reconnects", 0)))
             self._show_no_signal()
             self._stop.wait(READ_ERROR_BACKOFF_S)
             return None, False
@@ -227,9 +227,11 @@ class Pipeline:
             try:
                 result = self.inference.run(frame.seq, frame.rgb, frame.prepared)
             except Exception as exc:  # e.g. an Edge TPU unplugged: count, keep the loop, health decides
+                self.stats.inference_failed()
                 self.inference_errors += 1
                 if self.inference_errors == 1 or self.inference_errors % 100 == 0:
                     log.error("inference failed (%d so far): %s", self.inference_errors, exc)
+                self._to_encode.put((frame, None))  # viewers still see the live picture
                 self._stop.wait(READ_ERROR_BACKOFF_S)
                 continue
             self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
