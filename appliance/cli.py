@@ -16,19 +16,15 @@ COMMANDS = ("run", "classify", "detect", "teach", "classes", "models", "bench", 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="appliance", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="A teachable camera appliance: Edge TPU or CPU recognition, teaching, a web page.",
+    )
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module_name = f"appliance.commands.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # TEMPORARY while the commands are being written
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"appliance.commands.{name}").register(sub)
     return parser
 
 
