@@ -92,7 +92,8 @@ class System:
                                 max_samples=config.teach.max_samples_per_class,
                                 max_thumbnails=config.teach.thumbnails_per_class)
         r = config.recognition
-        self.recognizer = Recognizer(self.store, head=r.head, unknown_threshold=r.unknown_threshold)
+        self.recognizer = Recognizer(self.store, head=r.head, unknown_threshold=r.unknown_threshold,
+                                     min_similarity=r.min_similarity)
         cam = config.camera
         if source is None:
             source = open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps, loop=cam.loop,
