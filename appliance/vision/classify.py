@@ -1,13 +1,11 @@
 """Image classification: dequantised scores -> best classes (pycoral's classify adapter, plus timing)."""
 
-import time
 from collections import namedtuple
 
 import numpy as np
 
 from appliance.errors import ModelError
-from appliance.vision import preprocess
-from appliance.vision.model import Model, Timings
+from appliance.vision.model import Model, Timings, timings_since
 
 Class = namedtuple("Class", "id score label")
 
@@ -59,14 +57,7 @@ class Classifier:
         self.last_timings = Timings(0.0, 0.0, 0.0)
 
     def classify(self, rgb: np.ndarray, top_k: int = 5, threshold: float = 0.0) -> list[Class]:
-        with self.model.lock:
-            t0 = time.perf_counter()
-            preprocess.set_input(self.model, rgb)
-            t1 = time.perf_counter()
-            self.model.invoke()
-            t2 = time.perf_counter()
-            scores = get_scores(self.model)
+        scores, _, marks = self.model.run(rgb, get_scores)
         classes = get_classes(scores, top_k, threshold, self.labels)
-        t3 = time.perf_counter()
-        self.last_timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        self.last_timings = timings_since(marks)
         return classes

@@ -5,7 +5,6 @@ classes) or, for models with a signature, output_0..3 = (count, scores, classes,
 reads them.
 """
 
-import time
 from collections import namedtuple
 
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 from appliance.errors import ModelError
 from appliance.vision import preprocess
 from appliance.vision.classify import label_for, wrong_kind
-from appliance.vision.model import Model, Timings
+from appliance.vision.model import Model, Timings, timings_since
 
 Object = namedtuple("Object", "id score bbox label")
 
@@ -135,17 +134,12 @@ class Detector:
 
     def detect(self, rgb: np.ndarray, threshold: float = 0.4) -> list[Object]:
         rgb = preprocess.as_rgb(rgb)
-        with self.model.lock:
-            t0 = time.perf_counter()
-            scale = preprocess.set_input(self.model, rgb, letterbox=self.letterbox)
-            t1 = time.perf_counter()
-            self.model.invoke()
-            t2 = time.perf_counter()
-            out = {role: self.model.tensor(i) for role, i in self.order.items()}
+        out, scale, marks = self.model.run(
+            rgb, lambda model: {role: model.tensor(i) for role, i in self.order.items()},
+            letterbox=self.letterbox)
         objects = objects_from_outputs(
             out["boxes"], out["classes"], out["scores"], float(np.asarray(out["count"]).reshape(-1)[0]),
             threshold=threshold, input_size=self.model.input_size, image_scale=scale,
             image_size=(rgb.shape[1], rgb.shape[0]), labels=self.labels)
-        t3 = time.perf_counter()
-        self.last_timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        self.last_timings = timings_since(marks)
         return objects

@@ -1,12 +1,9 @@
 """Embeddings for teaching: the extractor's output, dequantised and L2-normalised (float32)."""
 
-import time
-
 import numpy as np
 
-from appliance.vision import preprocess
 from appliance.vision.classify import dequantize, wrong_kind
-from appliance.vision.model import Model, Timings
+from appliance.vision.model import Model, Timings, timings_since
 
 
 def l2_normalize(vector: np.ndarray) -> np.ndarray:
@@ -31,14 +28,7 @@ class Embedder:
         self.last_timings = Timings(0.0, 0.0, 0.0)
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
-        with self.model.lock:
-            t0 = time.perf_counter()
-            preprocess.set_input(self.model, rgb)
-            t1 = time.perf_counter()
-            self.model.invoke()
-            t2 = time.perf_counter()
-            raw = self.model.output(0)
+        raw, _, marks = self.model.run(rgb, lambda model: model.output(0))
         embedding = l2_normalize(dequantize(raw, self.model.output_details[0]))
-        t3 = time.perf_counter()
-        self.last_timings = Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        self.last_timings = timings_since(marks)
         return embedding

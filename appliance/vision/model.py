@@ -3,13 +3,15 @@
 import logging
 import os
 import threading
+import time
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from appliance.errors import DeviceError, ModelError
-from appliance.vision import edgetpu
+from appliance.vision import edgetpu, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +141,33 @@ class Model:
                 "if this is an Edge TPU, check its USB cable and power (a powered hub helps) and restart",
             ) from exc
 
+    def run(self, rgb: np.ndarray, read: Callable[["Model"], object], *,
+            letterbox: bool = False) -> tuple[object, tuple[float, float], tuple[float, float, float]]:
+        """Fill the input from `rgb`, invoke and `read(self)` the outputs, all under the lock.
+
+        Returns what `read` gave, the image-to-tensor scale, and the clock marks that `timings_since`
+        turns into Timings once the engine's adapter has run.
+        """
+        with self.lock:
+            t0 = time.perf_counter()
+            scale = preprocess.set_input(self, rgb, letterbox=letterbox)
+            t1 = time.perf_counter()
+            self.invoke()
+            t2 = time.perf_counter()
+            return read(self), scale, (t0, t1, t2)
+
     def output(self, i: int) -> np.ndarray:
         return self.interpreter.get_tensor(self.output_details[i]["index"])
 
     def tensor(self, index: int) -> np.ndarray:
         return self.interpreter.get_tensor(index)
+
+
+def timings_since(marks: tuple[float, float, float]) -> Timings:
+    """Timings of one `Model.run` whose adapter has just finished."""
+    t0, t1, t2 = marks
+    t3 = time.perf_counter()
+    return Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
 
 
 def _signature_outputs(interpreter) -> dict[str, int]:
