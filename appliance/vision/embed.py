@@ -12,10 +12,6 @@ def l2_normalize(vector: np.ndarray) -> np.ndarray:
     return vector / np.float32(norm) if norm > 0 else vector
 
 
-def get_embedding(model: Model) -> np.ndarray:
-    return l2_normalize(dequantize(model.output(0), model.output_details[0]))
-
-
 class Embedder:
     """Thread-safe: the model's lock covers filling the input, invoking and reading the output."""
 
