@@ -7,26 +7,12 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import private_home, run_cli  # noqa: F401 (private_home is an autouse fixture)
 
-from appliance import model_files
-from appliance.cli import main
 from appliance.learning.store import ClassStore, stored_embedding_model
 from appliance.paths import REPO_ROOT
 
 EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
-
-
-@pytest.fixture(autouse=True)
-def private_home(tmp_path, monkeypatch):
-    """Default folders go to tmp, never the user's own data folder."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(model_files.ENV_MODELS_FROM, raising=False)
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -7,27 +7,14 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import private_home, run_cli  # noqa: F401 (private_home is an autouse fixture)
 
 from appliance import model_files
-from appliance.cli import main
 from appliance.paths import REPO_ROOT
 
 CATS = {"tabby, tabby cat", "tiger cat", "Egyptian cat"}
 TINY = "mobilenet_v1_0.25_128_quant"
 DETECTOR = "ssd_mobilenet_v1_coco_quant_2018_06_29_detect"
-
-
-@pytest.fixture(autouse=True)
-def private_home(tmp_path, monkeypatch):
-    """Default folders go to tmp, never the user's own data folder."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(model_files.ENV_MODELS_FROM, raising=False)
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_classify_subprocess_json(tmp_path, images_dir):
