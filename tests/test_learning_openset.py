@@ -89,3 +89,23 @@ def test_flowers_known_class_photos_are_mostly_kept_and_unrelated_photos_mostly_
     print(f"kept {np.mean(kept):.3f}, accepted {np.mean(accepted):.3f}")
     assert np.mean(kept) >= 0.9, f"known-class photos kept {np.mean(kept):.3f}"
     assert np.mean(accepted) <= 0.35, f"unrelated photos accepted {np.mean(accepted):.3f}"
+
+
+def test_benchmark_mirrors_train_only_and_open_set_rates_are_fractions():
+    from appliance.bench.fewshot import few_shot_accuracy, open_set_rates, splits_for, training_set
+
+    rng = np.random.default_rng(8)
+    centres = rng.random((3, 16))
+    y = np.repeat(np.arange(3), 6)
+    X = (centres[y] + 0.05 * rng.random((18, 16))).astype(np.float32)
+    mirrors = (X + 0.01).astype(np.float32)
+    train, test = next(splits_for(y, 2, 1, 0))
+    assert len(train) == 6 and len(test) == 12 and not set(train) & set(test)
+    Xt, yt = training_set(X, y, train, mirrors)
+    assert len(Xt) == 12 and (yt[:6] == yt[6:]).all() and np.allclose(Xt[6:], mirrors[train])
+    loo = list(splits_for(y, 6, 50, 0))
+    assert len(loo) == 18 and all(len(t) == 1 for _, t in loo)
+    assert few_shot_accuracy(X, y, 2, "softmax", splits=3, mirrors=mirrors) == 1.0
+    rates = open_set_rates(X, y, rng.normal(size=(4, 16)).astype(np.float32), 2, splits=3)
+    assert len(rates["kept"]) == len(rates["accepted"]) == len(rates["thresholds"])
+    assert all(k == 1.0 for k in rates["kept"])  # the clusters are tight: every test point is close
