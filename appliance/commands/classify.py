@@ -115,6 +115,7 @@ def run(args) -> int:
 
 
 def classify_with_store(session: Session) -> list[dict]:
+    from appliance.config import RecognitionConfig
     from appliance.learning.recognizer import Recognizer
     from appliance.learning.store import ClassStore
     from appliance.vision.embed import Embedder
@@ -127,9 +128,9 @@ def classify_with_store(session: Session) -> list[dict]:
                           else "mobilenet_v1_1.0_224_quant_embedding_extractor")
     embedder = Embedder(session.load(name))
     store = ClassStore(args.store, embedding_model=store_identity(embedder.model.path))
-    recognition = session.config.recognition if session.config is not None else None
-    recognizer = Recognizer(store, head=recognition.head if recognition else "auto",
-                            unknown_threshold=recognition.unknown_threshold if recognition else 0.6)
+    recognition = session.config.recognition if session.config is not None else RecognitionConfig()
+    recognizer = Recognizer(store, head=recognition.head, unknown_threshold=recognition.unknown_threshold,
+                            min_similarity=recognition.min_similarity)
     images = session.images()
     results = []
     with library_errors("classification against the taught classes"):
