@@ -57,16 +57,30 @@ def _convert(pixels: np.ndarray, pmap: PixelMap) -> np.ndarray:
     return values.astype(pmap.dtype)
 
 
+def _area_steps(rgb: np.ndarray, kx: int, ky: int) -> np.ndarray:
+    """Average kx x ky blocks (the image is a whole multiple of them). OpenCV's INTER_AREA is quick
+    only for 2x2; an exact halving of one axis is a two-tap INTER_LINEAR (the same mean, SIMD too); any
+    odd factor left over goes through the general INTER_AREA on the already smaller image."""
+    while kx % 2 == 0 or ky % 2 == 0:
+        fx, fy = (2 if kx % 2 == 0 else 1), (2 if ky % 2 == 0 else 1)
+        size = (rgb.shape[1] // fx, rgb.shape[0] // fy)
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if fx == fy == 2 else cv2.INTER_LINEAR)
+        kx, ky = kx // fx, ky // fy
+    if kx > 1 or ky > 1:
+        rgb = cv2.resize(rgb, (rgb.shape[1] // kx, rgb.shape[0] // ky), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
 def shrink(rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """Resize to size (w, h) with area averaging, fast: INTER_AREA by whole factors per axis (OpenCV's
-    quick path), then INTER_LINEAR for the remaining factor below 2. Within about one grey level of a
-    full INTER_AREA at an eighth of its cost. The whole-factor step may drop up to factor-1 pixels at the
+    """Resize to size (w, h) with area averaging, fast: averaging by whole factors per axis (see
+    _area_steps), then INTER_LINEAR for the remaining factor below 2. Within about one grey level of a
+    full INTER_AREA at a fraction of its cost. The whole-factor step may drop up to factor-1 pixels at the
     right and bottom edges; returns the (w, h) of the part of the image that was used."""
     h, w = rgb.shape[:2]
     kx, ky = max(1, w // size[0]), max(1, h // size[1])
     if kx > 1 or ky > 1:
         w, h = w - w % kx, h - h % ky
-        rgb = cv2.resize(rgb[:h, :w], (w // kx, h // ky), interpolation=cv2.INTER_AREA)
+        rgb = _area_steps(rgb[:h, :w], kx, ky)
     if (rgb.shape[1], rgb.shape[0]) != tuple(size):
         rgb = cv2.resize(rgb, tuple(size), interpolation=cv2.INTER_LINEAR)
     return rgb, (w, h)
