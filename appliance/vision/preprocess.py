@@ -59,15 +59,17 @@ def _convert(pixels: np.ndarray, pmap: PixelMap) -> np.ndarray:
 
 def _area_steps(rgb: np.ndarray, kx: int, ky: int) -> np.ndarray:
     """Average kx x ky blocks (the image is a whole multiple of them). OpenCV's INTER_AREA is quick
-    only for 2x2; an exact halving of one axis is a two-tap INTER_LINEAR (the same mean, SIMD too); any
-    odd factor left over goes through the general INTER_AREA on the already smaller image."""
-    while kx % 2 == 0 or ky % 2 == 0:
-        fx, fy = (2 if kx % 2 == 0 else 1), (2 if ky % 2 == 0 else 1)
-        size = (rgb.shape[1] // fx, rgb.shape[0] // fy)
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if fx == fy == 2 else cv2.INTER_LINEAR)
+    only for 2x2, so: 2x2 steps while both factors are even; then, for powers of two, halvings of one
+    axis as two-tap INTER_LINEAR (the same mean, SIMD too); else one general INTER_AREA for the rest."""
+    while kx % 2 == 0 and ky % 2 == 0:
+        rgb = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        kx, ky = kx // 2, ky // 2
+    if kx & (kx - 1) or ky & (ky - 1):  # an odd factor above 1 is left
+        return cv2.resize(rgb, (rgb.shape[1] // kx, rgb.shape[0] // ky), interpolation=cv2.INTER_AREA)
+    while kx > 1 or ky > 1:
+        fx, fy = min(kx, 2), min(ky, 2)
+        rgb = cv2.resize(rgb, (rgb.shape[1] // fx, rgb.shape[0] // fy), interpolation=cv2.INTER_LINEAR)
         kx, ky = kx // fx, ky // fy
-    if kx > 1 or ky > 1:
-        rgb = cv2.resize(rgb, (rgb.shape[1] // kx, rgb.shape[0] // ky), interpolation=cv2.INTER_AREA)
     return rgb
 
 
