@@ -64,8 +64,14 @@ def test_rename_delete_export_import(taught, tmp_path, capsys):
     code, out, err = run_cli(capsys, "classes", "--store", taught, "delete", "DOG", "--json")
     assert code == 0, err
     assert [r["label"] for r in json.loads(out)] == ["Kitty", "hot dog"]
+    code, out, err = run_cli(capsys, "classes", "--store", tmp_path / "new.db", "list")
+    assert code == 2 and "does not exist" in err  # listing never creates a store by accident
     code, out, err = run_cli(capsys, "classes", "--store", tmp_path / "new.db", "import", export)
-    assert code == 2 and "does not exist" in err  # classes never creates a store by accident
+    assert code == 0, err  # restoring a backup into a new store creates it, with the export's model
+    assert "Kitty  (1 samples)" in out and stored_embedding_model(tmp_path / "new.db") == \
+        stored_embedding_model(export)
+    code, out, err = run_cli(capsys, "classes", "--store", tmp_path / "new2.db", "import", tmp_path / "x")
+    assert code == 2 and "not a class-store export" in err and not (tmp_path / "new2.db").exists()
     code, out, err = run_cli(capsys, "classes", "--store", taught, "import", export, "--json")
     assert code == 0, err
     assert [(r["label"], r["samples"]) for r in json.loads(out)] == [("Kitty", 2), ("hot dog", 4), ("dog", 1)]

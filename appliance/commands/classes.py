@@ -34,12 +34,21 @@ def _common(parser: argparse.ArgumentParser, default) -> None:
                         help="print JSON to stdout")
 
 
-def _open(path: Path | None):
-    """Open an existing store with the identity it records: these actions compute no embeddings."""
+def _open(path: Path | None, import_from: Path | None = None):
+    """Open an existing store with the identity it records: these actions compute no embeddings.
+
+    Only `import` may create the store (restoring a backup onto a fresh box), with the export's model.
+    """
     from appliance.learning.store import ClassStore, stored_embedding_model
 
     if path is None:
         raise StoreError("no class store given", "add --store FILE (the file `appliance teach` wrote)")
+    if not path.is_file() and import_from is not None:
+        model = stored_embedding_model(import_from)
+        if model is None:
+            raise StoreError(f"{import_from} is not a class-store export",
+                             "give the file written by `appliance classes export`")
+        return ClassStore(path, model)
     if not path.is_file():
         raise StoreError(f"the class store {path} does not exist",
                          f"teach a class first: appliance teach --store {path} LABEL IMAGE...")
@@ -61,7 +70,7 @@ def _rows(infos) -> list[dict]:
 
 def run(args) -> int:
     action = args.action or "list"
-    with _open(args.store) as store:
+    with _open(args.store, args.file if action == "import" else None) as store:
         if action == "rename":
             renamed = store.rename(_find(store, args.old).id, args.new)
             message = f"renamed {args.old!r} to {renamed.label!r}"
