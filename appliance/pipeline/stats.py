@@ -114,6 +114,13 @@ class Stats:
             self._stage_total_ms[stage] = self._stage_total_ms.get(stage, 0.0) + ms
             self._stage_count[stage] = self._stage_count.get(stage, 0) + 1
 
+    def add_stages(self, stages: dict[str, float]) -> None:
+        """add_stage for several stages of one frame under one lock (the hot path: once per frame)."""
+        with self._lock:
+            for stage, ms in stages.items():
+                self._stage_total_ms[stage] = self._stage_total_ms.get(stage, 0.0) + ms
+                self._stage_count[stage] = self._stage_count.get(stage, 0) + 1
+
     def reset_stages(self) -> None:
         with self._lock:
             self._stage_total_ms.clear()

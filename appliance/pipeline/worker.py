@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from appliance.pipeline.annotate import annotate, encode_jpeg, no_signal_frame
@@ -64,7 +65,8 @@ class Pipeline:
                  hub: FrameHub | None = None, events: EventBus | None = None,
                  pace_to_consumer: bool = False, jpeg_quality: int = 80, no_signal_after_s: float = 2.0,
                  status_every_s: float = 1.0, status_fn: Callable[[], dict] | None = None,
-                 frame_size: tuple[int, int] = (640, 480), max_publish_fps: float | None = None) -> None:
+                 frame_size: tuple[int, int] = (640, 480), max_publish_fps: float | None = None,
+                 opencv_threads: int | None = 1) -> None:
         self.source = source
         self.inference = inference
         self.stats = stats or Stats(mode=inference.mode, source=getattr(source, "name", ""))
@@ -79,6 +81,10 @@ class Pipeline:
         # file source), results in between are not encoded, leaving the CPU to invoke
         self.min_publish_interval = 1.0 / max_publish_fps if max_publish_fps else 0.0
         self.no_signal_after_s = no_signal_after_s
+        # OpenCV's own thread pool (resize, colour conversion, JPEG) would fight the interpreter's
+        # threads for the same cores on every frame: the pipeline's OpenCV work runs on its own thread
+        # (process-wide setting, applied at start; None leaves OpenCV's default)
+        self.opencv_threads = opencv_threads
         self.status_every_s = status_every_s
         self.status_fn = status_fn or self.stats.snapshot
         self._no_signal_rgb = no_signal_frame(*frame_size)
@@ -95,6 +101,7 @@ class Pipeline:
         self.read_errors = 0
         self.inference_errors = 0
         self.encode_skipped = 0
+        self._connection: tuple[bool, int] | None = None  # last told to the stats
 
     # -- public --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,6 +111,8 @@ class Pipeline:
         if self._frames.closed:  # started again after stop(): fresh slots
             self._frames, self._to_encode = LatestSlot(), LatestSlot()
         self._started_at = time.monotonic()
+        if self.opencv_threads is not None:
+            cv2.setNumThreads(self.opencv_threads)
         for name, target in (("capture", self._capture_loop), ("inference", self._inference_loop),
                              ("encode", self._encode_loop)):
             thread = threading.Thread(target=self._guard(target), name=f"pipeline-{name}", daemon=True)
@@ -168,13 +177,20 @@ class Pipeline:
             self.read_errors += 1
             if self.read_errors == 1 or self.read_errors % 100 == 0:
                 log.warning("camera read failed (%d so far): %s", self.read_errors, exc)
-            self.stats.set_connection(False, int(getattr(self.source, "reconnects", 0)))
+            self._set_connection(False)
             self._show_no_signal()
             self._stop.wait(READ_ERROR_BACKOFF_S)
             return None, False
         connected = bool(getattr(self.source, "connected", True))
-        self.stats.set_connection(connected, int(getattr(self.source, "reconnects", 0)))
+        self._set_connection(connected)
         return rgb, connected
+
+    def _set_connection(self, connected: bool) -> None:
+        """Tell the stats when the connection state or reconnect count changed (not on every frame)."""
+        state = (connected, int(getattr(self.source, "reconnects", 0)))
+        if state != self._connection:
+            self._connection = state
+            self.stats.set_connection(*state)
 
     def _show_no_signal(self, rgb: np.ndarray | None = None) -> None:
         frame = Frame(self._capture_seq, self._no_signal_rgb if rgb is None else rgb, time.monotonic(), False)
@@ -201,9 +217,8 @@ class Pipeline:
                 self._show_no_signal(rgb)
                 continue
             t1 = time.perf_counter()
-            self.stats.add_stage("capture", (t1 - t0) * 1e3)
             prepared = self._prepare(rgb)
-            self.stats.add_stage("resize", (time.perf_counter() - t1) * 1e3)
+            self.stats.add_stages({"capture": (t1 - t0) * 1e3, "resize": (time.perf_counter() - t1) * 1e3})
             self._capture_seq += 1
             frame = Frame(self._capture_seq, rgb, time.monotonic(), True, prepared)
             with self._frame_cond:
@@ -235,8 +250,7 @@ class Pipeline:
                 self._stop.wait(READ_ERROR_BACKOFF_S)
                 continue
             self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
-            for stage, ms in result.timings.items():
-                self.stats.add_stage(stage, ms)
+            self.stats.add_stages(result.timings)
             self._latest_result = result
             skipped = self._to_encode.dropped
             self._to_encode.put((frame, result))
@@ -260,6 +274,12 @@ class Pipeline:
         next_due = 0.0  # the display-rate schedule (no drift: due times advance by the interval)
         last_status = 0.0
         while not self._stop.is_set():
+            now = time.monotonic()
+            if now < next_due:
+                # sleep to the display's next due time rather than wake for every result (a thread
+                # switch per frame, taken from invoke): the newest result by then is the one shown,
+                # those it replaced are counted as skipped
+                self._stop.wait(min(next_due - now, WAIT_S))
             item = self._to_encode.take(WAIT_S)
             now = time.monotonic()
             if now - last_status >= self.status_every_s:
@@ -288,7 +308,6 @@ class Pipeline:
             jpeg = encode_jpeg(picture, self.jpeg_quality)
             t2 = time.perf_counter()
             if frame.signal:
-                self.stats.add_stage("annotate", (t1 - t0) * 1e3)
-                self.stats.add_stage("encode", (t2 - t1) * 1e3)
+                self.stats.add_stages({"annotate": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3})
             self.hub.publish(jpeg)
             last_shown = time.monotonic()
