@@ -96,7 +96,9 @@ def test_not_found_and_method_errors(client):
     for method, path in [("GET", "/api/classes/987654"), ("PATCH", "/api/classes/987654"),
                          ("DELETE", "/api/classes/987654"), ("POST", "/api/classes/987654/samples"),
                          ("GET", "/api/classes/987654/thumbnail.jpg"), ("GET", "/api/nothing"),
-                         ("GET", "/api/classes/../../etc/passwd"), ("GET", "/api/classes/abc/thumbnail.jpg")]:
+                         ("GET", "/api/classes/../../etc/passwd"), ("GET", "/api/classes/abc/thumbnail.jpg"),
+                         ("DELETE", "/api/classes/99999999999999999999999"),  # past SQLite's 64 bits
+                         ("GET", "/api/classes/9223372036854775808/thumbnail.jpg")]:
         body = {"label": "x"} if method == "PATCH" else None
         status, headers, payload = client.request(method, path, body)
         assert status == 404, (method, path)

@@ -20,6 +20,15 @@ from appliance.web.status import status_payload
 bp = Blueprint("api", __name__)
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+MAX_CLASS_ID = 2**63 - 1  # SQLite integers are 64-bit
+
+
+@bp.url_value_preprocessor
+def _class_id_in_range(endpoint, values) -> None:
+    """A class id past SQLite's range is a 404, not an OverflowError (a 500) from the store."""
+    if values and values.get("class_id", 0) > MAX_CLASS_ID:
+        raise NotFoundError(f"there is no class with id {values['class_id']}",
+                            "list them with GET /api/classes")
 
 
 class UnsupportedMediaError(ApplianceError):
