@@ -125,8 +125,13 @@ def _install(tmp: Path, target: Path, entry: ModelEntry, origin: str) -> None:
 
 
 def _temp_in(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+    except OSError as exc:  # read-only, full, or a file in the way: a sentence, not a traceback
+        raise ModelError(f"cannot write the models folder {folder}: {exc.strerror or exc}",
+                         "make it writable, or choose another folder (--data-dir DIR or --models-dir DIR)"
+                         ) from exc
     os.close(fd)
     return Path(tmp)
 

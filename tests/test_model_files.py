@@ -96,6 +96,14 @@ def test_name_is_copied_from_the_shared_folder_and_verified(tmp_path, models_dir
     assert resolve_model("imagenet_labels.txt", models_dir=target_dir).read_text().startswith("background")
 
 
+def test_unwritable_models_folder_is_a_clear_error(tmp_path, models_dir):
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")  # unwritable even for root
+    with pytest.raises(ModelError, match="cannot write the models folder") as err:
+        resolve(TINY, models_dir=blocker / "models")
+    assert "--data-dir" in err.value.fix
+
+
 def test_existing_path_is_used_as_is(models_dir, tmp_path):
     path = models_dir / f"{TINY}.tflite"
     assert resolve_model(path, models_dir=tmp_path) == path
