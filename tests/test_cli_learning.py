@@ -89,6 +89,10 @@ def test_errors_are_clear_without_traceback(taught, tmp_path, models_dir, images
     code, _, err = run_cli(capsys, "teach", "--store", taught, "--model", models_dir / EMBEDDER, "--device",
                            "cpu", "cat", tmp_path / "missing.jpg")
     assert code == 2 and "missing.jpg" in err
+    fresh = tmp_path / "fresh.db"
+    code, _, err = run_cli(capsys, "teach", "--store", fresh, "--model", models_dir / EMBEDDER,
+                           "--device", "cpu", "cat", tmp_path / "missing.jpg")
+    assert code == 2 and "missing.jpg" in err and not fresh.exists()
     # a store taught with another embedding model
     other = tmp_path / "other.db"
     with ClassStore(other, "efficientnet-edgetpu-S_quant_embedding_extractor.tflite") as store:

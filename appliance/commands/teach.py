@@ -42,9 +42,9 @@ def run(args) -> int:
     name = args.model or (session.vision.embedder if session.vision
                           else "mobilenet_v1_1.0_224_quant_embedding_extractor")
     embedder = Embedder(session.load(name, kind="embedder"))
+    images = session.images()  # an unreadable photo leaves no new, empty store behind
     store = open_store(session, args.store, model_identity(embedder.model.path))
     with store:
-        images = session.images()
         with library_errors("computing embeddings"):
             embeddings = [embedder.embed(rgb) for rgb in images]
             thumbs = [thumbnail(rgb) for rgb in pick_evenly(images, store.max_thumbnails)]
