@@ -59,6 +59,11 @@ def engines_for(model: Model, labels, mode: str | None) -> tuple[Engines, str]:
 
 def invoke_fps(model: Model, frame: np.ndarray, seconds: float) -> float:
     """Raw speed: invoke() in a tight loop on the model's own interpreter, input filled once."""
+    return _invoke_run(model, frame, seconds)[0]
+
+
+def _invoke_run(model: Model, frame: np.ndarray, seconds: float) -> tuple[float, int]:
+    """(fps, invokes) of one raw run."""
     with model.lock:
         set_input(model, frame)
         model.invoke()  # warm
@@ -68,7 +73,7 @@ def invoke_fps(model: Model, frame: np.ndarray, seconds: float) -> float:
             count += 1
             elapsed = time.perf_counter() - start
             if elapsed >= seconds and count >= 3:
-                return count / elapsed
+                return count / elapsed, count
 
 
 def _first_frame(source, timeout: float = 10.0) -> np.ndarray:
@@ -101,6 +106,8 @@ def run_bench(setup: BenchSetup) -> dict:
     source.open()
     raws: list[float] = []
     windows: list[tuple[int, float]] = []  # (inferences, seconds)
+    # process CPU seconds (all threads) and frames, raw vs pipeline: what each frame costs the machine
+    raw_cpu = raw_count = pipe_cpu = 0.0
     try:
         frame = _first_frame(source)
         pipe = Pipeline(source, Inference(engines, InferSettings(mode=mode, show_base_labels=True)),
@@ -113,12 +120,18 @@ def run_bench(setup: BenchSetup) -> dict:
             snap0, hub0, dropped0 = pipe.stats.snapshot(), pipe.hub.latest()[0], pipe.stats.dropped_frames
             pipe.stats.reset_stages()
             rounds = rounds_for(setup.seconds)
-            for _ in range(rounds):
-                raws.append(invoke_fps(setup.model, frame, setup.invoke_s))
-                start_count, t0 = pipe.stats.snapshot()["inferences"], time.perf_counter()
+            for i in range(rounds + 1):
+                c0 = time.process_time()
+                fps, count = _invoke_run(setup.model, frame, setup.invoke_s)
+                raws.append(fps)
+                raw_cpu, raw_count = raw_cpu + time.process_time() - c0, raw_count + count
+                if i == rounds:
+                    break
+                start_count = pipe.stats.snapshot()["inferences"]
+                t0, c0 = time.perf_counter(), time.process_time()
                 time.sleep(setup.seconds / rounds)
                 windows.append((pipe.stats.snapshot()["inferences"] - start_count, time.perf_counter() - t0))
-            raws.append(invoke_fps(setup.model, frame, setup.invoke_s))
+                pipe_cpu += time.process_time() - c0
             snap1, hub1, dropped1 = pipe.stats.snapshot(), pipe.hub.latest()[0], pipe.stats.dropped_frames
             stages = pipe.stats.stages_ms()
         finally:
@@ -147,6 +160,8 @@ def run_bench(setup: BenchSetup) -> dict:
         "ratio": round(pipeline / raw, 3) if raw else None,
         "ratio_per_window": [round(r, 3) for r in ratios],
         "stages_ms": {k: round(stages[k], 2) for k in STAGES if k in stages},
+        "cpu_ms_per_frame": {"invoke": round(raw_cpu * 1e3 / raw_count, 2) if raw_count else None,
+                             "pipeline": round(pipe_cpu * 1e3 / inferences, 2) if inferences else None},
         "dropped_frames": dropped1 - dropped0,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
@@ -154,6 +169,7 @@ def run_bench(setup: BenchSetup) -> dict:
 
 def format_report(r: dict) -> str:
     stages = ", ".join(f"{k} {v:g}" for k, v in r["stages_ms"].items())
+    cpu = r["cpu_ms_per_frame"]
     return "\n".join([
         f"pipeline benchmark: {r['model']} on the {r['backend']}, {r['mode']} mode, source {r['source']}, "
         f"{r['seconds']:g} s",
@@ -163,7 +179,8 @@ def format_report(r: dict) -> str:
         f"{r['frames_published']} published)",
         f"  ratio pipeline / invoke: {r['ratio']} (per window: "
         f"{', '.join(f'{x:g}' for x in r['ratio_per_window'])})",
-        f"  stage ms per frame: {stages}",
+        f"  stage ms per frame: {stages} (annotate and encode: per published frame)",
+        f"  CPU ms per frame, all threads: raw invoke {cpu['invoke']}, pipeline {cpu['pipeline']}",
         f"  dropped frames: {r['dropped_frames']}",
         f"  peak RSS: {r['peak_rss_mb']:g} MB",
     ])
