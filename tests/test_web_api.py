@@ -117,6 +117,7 @@ def test_not_found_and_method_errors(client):
         (b"", "application/json", 400),
         (b"label=cat", "application/x-www-form-urlencoded", 415),
         (b'{"label": "cat"}', "text/plain", 415),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400),  # nested deeper than the parser recurses
     ],
 )
 def test_bad_bodies(client, raw, ctype, expected):

@@ -49,6 +49,9 @@ def json_object() -> dict:
         )
     try:
         data = json.loads(raw)
+    except RecursionError as exc:  # e.g. [[[[...]]]] nested thousands deep, well under the size limit
+        raise ApplianceError("the JSON body is nested too deeply", 'send a JSON object, e.g. {"label": "cat"}'
+                             ) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApplianceError(f"the body is not valid JSON ({exc})",
                              'send a JSON object, e.g. {"label": "cat"}') from exc
