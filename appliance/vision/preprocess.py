@@ -108,8 +108,13 @@ def set_input(model, rgb: np.ndarray, *, letterbox: bool = False) -> tuple[float
     nw, nh = letterbox_size((iw, ih), (width, height)) if letterbox else (width, height)
     resized, (iw, ih) = shrink(rgb, (nw, nh))
     view = model.input_view()
-    if (nw, nh) != (width, height):
-        view[:] = _convert(np.zeros((1, 1, 3), np.uint8), pmap)
+    if (nw, nh) != (width, height):  # black only the border (a (1, 1, 3) broadcast is slow per pixel)
+        black = _convert(np.zeros((1, 1, 3), np.uint8), pmap).reshape(-1)
+        for border in (view[nh:], view[:nh, nw:]):
+            if np.all(black == black[0]):
+                border.fill(black[0])
+            else:
+                border[:] = black
     view[:nh, :nw] = _convert(resized, pmap)
     del view  # the interpreter refuses to invoke while a view of its buffer is alive
     return nw / iw, nh / ih
