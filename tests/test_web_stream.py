@@ -127,3 +127,31 @@ def test_stop_ends_streams_and_returns_within_a_second(system):
     stuck.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def thread_cpu_seconds(native_id: int) -> float:
+    """User + system CPU time of one thread of this process, from /proc."""
+    import os
+    from pathlib import Path
+
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_server_loop_does_not_spin():
+    """Waitress int()s asyncore_loop_timeout: a fractional value became 0 and its loop spun a whole core."""
+    from flask import Flask
+
+    from appliance.web.server import serve
+
+    server = serve(Flask("idle"), "127.0.0.1", 0, 4)
+    try:
+        loop = server._thread  # the thread running waitress's select loop
+        time.sleep(0.2)
+        before = thread_cpu_seconds(loop.native_id)
+        time.sleep(2.0)
+        busy = (thread_cpu_seconds(loop.native_id) - before) / 2.0
+    finally:
+        server.stop()
+    print(f"idle loop thread CPU: {busy:.1%} of a core")
+    assert busy < 0.25  # a spinning select loop takes ~100 %; an idle one ~0 %

@@ -15,7 +15,7 @@ import numpy as np
 # tenths; 30 turns a 0.05 lead over one rival into a 0.82 probability, so the 0.6 "unknown" threshold
 # separates confident matches from near-ties (libcoral's imprinting model uses a fixed scale the same way).
 IMPRINT_SCALE = 30.0
-SOFTMAX_L2 = 3e-4  # chosen by cross-validation on the flowers few-shot set (see docs/parts/learning.md)
+SOFTMAX_L2 = 3e-4  # chosen by cross-validation on the flowers few-shot set (README: Benchmarks, few-shot)
 SOFTMAX_STEPS = 200
 CV_MAX_FOLDS = 5
 CV_MAX_PER_CLASS = 20  # auto's cross-validation uses at most this many samples per class (Pi budget)

@@ -5,7 +5,7 @@ probability 1), so a frame unlike everything taught needs a second test. The mea
 class's most similar stored sample, not to the imprinted class mean: live frames resemble one particular
 teaching frame (cosine >= 0.77 under crops, shifts, blur, brightness and JPEG changes on the real
 extractor), while the mean of varied samples drifts towards the average of all photos and comes closer to
-unrelated ones too (figures in docs/parts/learning.md).
+unrelated ones too (figures in the README, "Two heads and the automatic choice").
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from appliance.learning.heads import l2_normalize
 # MobileNet v1 embeddings are non-negative (after ReLU), so even unrelated photos have cosines of
 # 0.2-0.6. Measured with 5 flower classes taught from 5 photos each: 0.55 keeps every live-frame variant
 # and 94% of the unseen photos of the picked class, and rejects 82% of unrelated photos; with one class
-# (a cat) every unrelated photo (figures in docs/parts/learning.md).
+# (a cat) every unrelated photo (figures in the README, "Two heads and the automatic choice").
 MIN_SIMILARITY = 0.55
 
 

@@ -46,7 +46,7 @@ class WebServer:
             port=port,
             threads=max(4, threads),
             outbuf_high_watermark=512 * 1024,
-            asyncore_loop_timeout=0.25,
+            asyncore_loop_timeout=1,  # whole seconds: waitress int()s it, and 0 spins a core
             channel_timeout=60,
             connection_limit=max(100, threads * 2),
             ident="appliance",
