@@ -170,7 +170,7 @@ class ClassStore:
         row = conn.execute(self._CLASS_SQL + " WHERE c.id = ?", (int(class_id),)).fetchone()
         if row is None:
             raise NotFoundError(f"there is no class with id {class_id}",
-                                "list the classes with `appliance classes list`")
+                                "list the classes (`appliance classes list`, or GET /api/classes)")
         return ClassInfo(*row)
 
     def list_classes(self) -> list[ClassInfo]:
