@@ -36,9 +36,9 @@ class SlowClassifier(Classifier):
 
     delay = 0.3
 
-    def classify(self, rgb, top_k=5, threshold=0.0):
+    def finish(self, pending, top_k=5, threshold=0.0):
         time.sleep(self.delay)
-        return super().classify(rgb, top_k, threshold)
+        return super().finish(pending, top_k, threshold)
 
 
 def decode(jpeg: bytes) -> np.ndarray:
@@ -210,10 +210,10 @@ class FlakyClassifier(Classifier):
 
     failing = False
 
-    def classify(self, rgb, top_k=5, threshold=0.0):
+    def start(self, rgb):
         if self.failing:
             raise DeviceError("inference failed on the edgetpu: USB transfer error", "check the cable")
-        return super().classify(rgb, top_k, threshold)
+        return super().start(rgb)
 
 
 def test_failing_inference_keeps_the_stream_live_and_turns_unhealthy(models_dir, images_dir):

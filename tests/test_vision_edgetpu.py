@@ -3,7 +3,7 @@
 import pytest
 
 from appliance.errors import DeviceError
-from appliance.vision import edgetpu
+from appliance.vision import backends, edgetpu
 
 
 def _usb_device(root, name, vendor, product, speed):
@@ -60,11 +60,11 @@ def test_missing_runtime_is_a_device_error_with_the_install_fix():
     if edgetpu.library_available():
         pytest.skip("libedgetpu is installed here; this checks the message when it is not")
     with pytest.raises(DeviceError) as err:
-        edgetpu.load_delegate("usb", attempts=1)
-    assert "not installed" in err.value.problem and "libedgetpu1-std" in err.value.fix
+        backends.get("edgetpu").delegates("usb")
+    assert "not installed" in err.value.problem and "install.sh --edgetpu" in err.value.fix
 
 
 def test_real_delegate_on_hardware():
     if not edgetpu.edge_tpu_present() or not edgetpu.library_available():
         pytest.skip("needs an Edge TPU and libedgetpu: neither exists on this machine")
-    assert edgetpu.load_delegate("") is not None
+    assert backends.get("edgetpu").delegates("")

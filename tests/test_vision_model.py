@@ -12,7 +12,7 @@ from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
 from appliance.vision.images import read_image
-from appliance.vision.model import cpu_twin, edgetpu_twin, infer_kind, is_edgetpu_model, load_model
+from appliance.vision.model import infer_kind, is_edgetpu_model, load_model, twin_for
 
 CLASSIFIER = "mobilenet_v2_1.0_224_quant.tflite"
 TINY = "mobilenet_v1_0.25_128_quant.tflite"
@@ -85,9 +85,9 @@ def test_unknown_device_is_refused(models_dir):
 
 
 def test_twin_names():
-    assert cpu_twin("m/a_edgetpu.tflite").name == "a.tflite"
-    assert edgetpu_twin("m/a.tflite").name == "a_edgetpu.tflite"
-    assert edgetpu_twin("m/a_edgetpu.tflite").name == "a_edgetpu.tflite"
+    assert twin_for("m/a_edgetpu.tflite", "cpu").name == "a.tflite"
+    assert twin_for("m/a.tflite", "edgetpu").name == "a_edgetpu.tflite"
+    assert twin_for("m/a_edgetpu.tflite", "edgetpu").name == "a_edgetpu.tflite"
 
 
 def test_missing_model(tmp_path):
@@ -156,9 +156,9 @@ def test_num_threads_default_uses_all_cores(models_dir, monkeypatch):
     seen = {}
     real = model_module._make_interpreter
 
-    def spy(path, delegate, num_threads):
+    def spy(path, backend, delegates, num_threads):
         seen["threads"] = num_threads
-        return real(path, delegate, num_threads)
+        return real(path, backend, delegates, num_threads)
 
     monkeypatch.setattr(model_module, "_make_interpreter", spy)
     monkeypatch.setattr(model_module.os, "cpu_count", lambda: 3)

@@ -47,18 +47,13 @@ def camera_frame(path: Path = DEFAULT_IMAGE, size: tuple[int, int] = FRAME_SIZE)
 def engine_for(model):
     """A function running one frame through the model's engine and returning its Timings."""
     if model.kind == "classifier":
-        engine, call = Classifier(model), "classify"
-    elif model.kind == "detector":
-        engine, call = Detector(model), "detect"
-    else:
-        engine, call = Embedder(model), "embed"
-    method = getattr(engine, call)
-
-    def run(frame):
-        method(frame)
-        return engine.last_timings
-
-    return run
+        engine = Classifier(model)
+        return lambda frame: engine.classify_timed(frame)[1]
+    if model.kind == "detector":
+        detector = Detector(model)
+        return lambda frame: detector.detect_timed(frame)[1]
+    embedder = Embedder(model)
+    return lambda frame: embedder.embed_timed(frame)[1]
 
 
 def bench_model(path: Path, frame: np.ndarray, *, device: str, iterations: int, warmup: int = 5) -> dict:

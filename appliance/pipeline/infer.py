@@ -31,6 +31,16 @@ class Engines:
 
 
 @dataclass(frozen=True)
+class Job:
+    """A frame handed to the models by `Inference.start`, waiting for `Inference.finish`."""
+
+    seq: int
+    frame: np.ndarray
+    prepared: dict
+    pending: dict  # engine role -> what its start() returned
+
+
+@dataclass(frozen=True)
 class InferSettings:
     mode: str = "classify"
     show_base_labels: bool = False
@@ -105,9 +115,8 @@ class Inference:
             self.smoother.reset()
         return self._has_classes
 
-    def _recognize(self, rgb: np.ndarray, stages: dict[str, float]):
-        embedding = self.engines.embedder.embed(rgb)
-        _add_timings(stages, self.engines.embedder.last_timings)
+    def _recognize(self, embedding: np.ndarray, timings, stages: dict[str, float]):
+        _add_timings(stages, timings)
         t0 = time.perf_counter()
         rec = self.engines.recognizer.recognize(embedding)
         stages["recognize"] = stages.get("recognize", 0.0) + (time.perf_counter() - t0) * 1e3
@@ -129,42 +138,57 @@ class Inference:
                 prepared[engine.model.input_size] = shrink(frame, engine.model.input_size)[0]
         return prepared
 
-    def run(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Result:
-        stages: dict[str, float] = {}
+    def start(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Job:
+        """Hand the frame to the model(s) this mode needs first; the results are read by `finish`. With
+        the models in the inference worker the next frame is started before the last one is finished,
+        so the accelerator never waits for the CPU work around it."""
         prepared = prepared or {}
+        eng = self.engines
+        pending: dict[str, Any] = {}
         if self.settings.mode == "detect":
-            return self._detect(seq, frame, stages, prepared)
-        return self._classify(seq, frame, stages, prepared)
+            pixels = prepared["detect"][0] if "detect" in prepared else frame
+            pending["detector"] = eng.detector.start(pixels)
+            return Job(seq, frame, prepared, pending)
+        if eng.embedder is not None and (eng.recognizer is None or self.has_classes()):
+            pending["embedder"] = eng.embedder.start(prepared.get(eng.embedder.model.input_size, frame))
+        if eng.classifier is not None and (self.settings.show_base_labels or eng.embedder is None):
+            pending["classifier"] = eng.classifier.start(prepared.get(eng.classifier.model.input_size, frame))
+        return Job(seq, frame, prepared, pending)
 
-    def _classify(self, seq: int, frame: np.ndarray, stages: dict[str, float], prepared: dict) -> Result:
+    def finish(self, job: Job) -> Result:
+        stages: dict[str, float] = {}
+        if self.settings.mode == "detect":
+            return self._detect(job, stages)
+        return self._classify(job, stages)
+
+    def run(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Result:
+        return self.finish(self.start(seq, frame, prepared))
+
+    def _classify(self, job: Job, stages: dict[str, float]) -> Result:
         raw = smoothed = None
         classes = []
         eng = self.engines
-        if eng.embedder is not None:
-            pixels = prepared.get(eng.embedder.model.input_size, frame)
-            if eng.recognizer is not None and self.has_classes():
-                raw = self._recognize(pixels, stages)
+        if "embedder" in job.pending:
+            embedding, timings = eng.embedder.finish(job.pending["embedder"])
+            if eng.recognizer is not None:
+                raw = self._recognize(embedding, timings, stages)
                 smoothed = self.smoother.update(raw)
-            elif eng.recognizer is None:
-                eng.embedder.embed(pixels)  # embedder alone (benchmarks): the work without a verdict
-                _add_timings(stages, eng.embedder.last_timings)
-        if eng.classifier is not None and (self.settings.show_base_labels or eng.embedder is None):
-            pixels = prepared.get(eng.classifier.model.input_size, frame)
-            classes = eng.classifier.classify(pixels, top_k=BASE_TOP_K, threshold=0.05)
-            _add_timings(stages, eng.classifier.last_timings)
-        return Result(seq, "classify", smoothed, classes, [], stages, [], raw, time.monotonic())
+            else:  # embedder alone (benchmarks): the work without a verdict
+                _add_timings(stages, timings)
+        if "classifier" in job.pending:
+            classes, timings = eng.classifier.finish(job.pending["classifier"], BASE_TOP_K, 0.05)
+            _add_timings(stages, timings)
+        return Result(job.seq, "classify", smoothed, classes, [], stages, [], raw, time.monotonic())
 
-    def _detect(self, seq: int, frame: np.ndarray, stages: dict[str, float], prepared: dict) -> Result:
+    def _detect(self, job: Job, stages: dict[str, float]) -> Result:
         eng = self.engines
-        threshold = self.settings.detect_threshold
-        if "detect" in prepared:  # boxes come in the shrunk picture's pixels: back to the frame's
-            small, (used_w, used_h) = prepared["detect"]
+        frame = job.frame
+        objects, timings = eng.detector.finish(job.pending["detector"], self.settings.detect_threshold)
+        if "detect" in job.prepared:  # boxes came in the shrunk picture's pixels: back to the frame's
+            small, (used_w, used_h) = job.prepared["detect"]
             sx, sy = used_w / small.shape[1], used_h / small.shape[0]
-            objects = [o._replace(bbox=o.bbox.scale(sx, sy).map(round))
-                       for o in eng.detector.detect(small, threshold=threshold)]
-        else:
-            objects = eng.detector.detect(frame, threshold=threshold)
-        _add_timings(stages, eng.detector.last_timings)
+            objects = [o._replace(bbox=o.bbox.scale(sx, sy).map(round)) for o in objects]
+        _add_timings(stages, timings)
         matches: list = [None] * len(objects)
         best = None
         if (self.settings.classify_detections and eng.embedder is not None and eng.recognizer is not None
@@ -173,9 +197,10 @@ class Inference:
                 pixels = crop(frame, obj.bbox)
                 if pixels is None:
                     continue
-                vote = as_vote(self._recognize(pixels, stages), self.settings.unknown_threshold)
+                embedding, timings = eng.embedder.embed_timed(pixels)
+                vote = as_vote(self._recognize(embedding, timings, stages), self.settings.unknown_threshold)
                 matches[i] = vote
                 if vote.class_id is not None and (best is None or vote.score > best.score):
                     best = vote
         smoothed = self.smoother.update(best) if self.has_classes() else None
-        return Result(seq, "detect", smoothed, [], objects, stages, matches, best, time.monotonic())
+        return Result(job.seq, "detect", smoothed, [], objects, stages, matches, best, time.monotonic())

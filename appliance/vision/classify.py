@@ -1,11 +1,12 @@
 """Image classification: dequantised scores -> best classes (pycoral's classify adapter, plus timing)."""
 
+import time
 from collections import namedtuple
 
 import numpy as np
 
 from appliance.errors import ModelError
-from appliance.vision.model import Model, Timings, timings_since
+from appliance.vision.model import Model, Pending, Timings, timings_since
 
 Class = namedtuple("Class", "id score label")
 
@@ -16,10 +17,6 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     if scale:
         return (values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
     return values.astype(np.float32)
-
-
-def get_scores(model: Model) -> np.ndarray:
-    return dequantize(model.output(0), model.output_details[0]).reshape(-1)
 
 
 def label_for(class_id: int, labels: dict[int, str] | None) -> str:
@@ -45,7 +42,7 @@ def wrong_kind(model: Model, wanted: str, hint: str) -> ModelError:
 
 
 class Classifier:
-    """Thread-safe: the model's lock covers filling the input, invoking and reading the scores."""
+    """Thread-safe; `start` hands the frame to the model, `finish` reads its scores (see Model.submit)."""
 
     def __init__(self, model: Model, labels: dict[int, str] | None = None) -> None:
         if model.kind != "classifier":
@@ -54,10 +51,20 @@ class Classifier:
                              "use an image classifier such as mobilenet_v2_1.0_224_quant" + hint)
         self.model = model
         self.labels = labels
-        self.last_timings = Timings(0.0, 0.0, 0.0)
+
+    def start(self, rgb: np.ndarray) -> Pending:
+        return self.model.submit(rgb)
+
+    def finish(self, pending: Pending, top_k: int = 5, threshold: float = 0.0) -> tuple[list[Class], Timings]:
+        ran = pending.wait()
+        t0 = time.perf_counter()
+        scores = dequantize(ran.outputs[0], self.model.output_details[0]).reshape(-1)
+        classes = get_classes(scores, top_k, threshold, self.labels)
+        return classes, timings_since(ran, t0)
+
+    def classify_timed(self, rgb: np.ndarray, top_k: int = 5,
+                       threshold: float = 0.0) -> tuple[list[Class], Timings]:
+        return self.finish(self.start(rgb), top_k, threshold)
 
     def classify(self, rgb: np.ndarray, top_k: int = 5, threshold: float = 0.0) -> list[Class]:
-        scores, _, marks = self.model.run(rgb, get_scores)
-        classes = get_classes(scores, top_k, threshold, self.labels)
-        self.last_timings = timings_since(marks)
-        return classes
+        return self.classify_timed(rgb, top_k, threshold)[0]

@@ -5,6 +5,7 @@ classes) or, for models with a signature, output_0..3 = (count, scores, classes,
 reads them.
 """
 
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from appliance.errors import ModelError
 from appliance.vision import preprocess
 from appliance.vision.classify import label_for, wrong_kind
-from appliance.vision.model import Model, Timings, timings_since
+from appliance.vision.model import Model, Pending, Timings, timings_since
 
 Object = namedtuple("Object", "id score bbox label")
 
@@ -118,7 +119,7 @@ def objects_from_outputs(boxes: np.ndarray, classes: np.ndarray, scores: np.ndar
 
 
 class Detector:
-    """Thread-safe: the model's lock covers filling the input, invoking and reading the outputs."""
+    """Thread-safe; `start` hands the frame to the model, `finish` reads the boxes (see Model.submit)."""
 
     def __init__(self, model: Model, labels: dict[int, str] | None = None, *, letterbox: bool = True) -> None:
         if model.kind != "detector":
@@ -129,17 +130,28 @@ class Detector:
         self.model = model
         self.labels = labels
         self.letterbox = letterbox
-        self.order = detection_output_order(model.output_details, model.signature_outputs)
-        self.last_timings = Timings(0.0, 0.0, 0.0)
+        order = detection_output_order(model.output_details, model.signature_outputs)
+        position = {int(d["index"]): i for i, d in enumerate(model.output_details)}
+        self.order = {role: position[index] for role, index in order.items()}  # role -> output position
 
-    def detect(self, rgb: np.ndarray, threshold: float = 0.4) -> list[Object]:
+    def start(self, rgb: np.ndarray) -> tuple[Pending, tuple[int, int]]:
         rgb = preprocess.as_rgb(rgb)
-        out, scale, marks = self.model.run(
-            rgb, lambda model: {role: model.tensor(i) for role, i in self.order.items()},
-            letterbox=self.letterbox)
+        return self.model.submit(rgb, letterbox=self.letterbox), (rgb.shape[1], rgb.shape[0])
+
+    def finish(self, started: tuple[Pending, tuple[int, int]],
+               threshold: float = 0.4) -> tuple[list[Object], Timings]:
+        pending, image_size = started
+        ran = pending.wait()
+        t0 = time.perf_counter()
+        out = {role: ran.outputs[i] for role, i in self.order.items()}
         objects = objects_from_outputs(
             out["boxes"], out["classes"], out["scores"], float(np.asarray(out["count"]).reshape(-1)[0]),
-            threshold=threshold, input_size=self.model.input_size, image_scale=scale,
-            image_size=(rgb.shape[1], rgb.shape[0]), labels=self.labels)
-        self.last_timings = timings_since(marks)
-        return objects
+            threshold=threshold, input_size=self.model.input_size, image_scale=ran.scale,
+            image_size=image_size, labels=self.labels)
+        return objects, timings_since(ran, t0)
+
+    def detect_timed(self, rgb: np.ndarray, threshold: float = 0.4) -> tuple[list[Object], Timings]:
+        return self.finish(self.start(rgb), threshold)
+
+    def detect(self, rgb: np.ndarray, threshold: float = 0.4) -> list[Object]:
+        return self.detect_timed(rgb, threshold)[0]

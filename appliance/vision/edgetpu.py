@@ -2,6 +2,7 @@
 
 import ctypes
 import logging
+import os
 import platform
 import re
 import time
@@ -20,9 +21,9 @@ LIBRARIES = {"Linux": "libedgetpu.so.1", "Darwin": "libedgetpu.1.dylib", "Window
 _DEVICE_SPEC = re.compile(r"^(usb|pci)?(:\d+)?$")
 
 INSTALL_FIX = (
-    "install the Edge TPU runtime: add Coral's apt repository (https://coral.ai/software/#debian-packages) "
-    "and `sudo apt install libedgetpu1-std`, then unplug and replug the accelerator; "
-    "or run on the CPU with --device cpu (vision.device = \"cpu\")"
+    "install the Edge TPU runtime with `sudo ./install.sh --edgetpu` from the appliance's checkout "
+    "(it installs libedgetpu and the TFLite runtime built from the same TensorFlow version), then unplug and "
+    "replug the accelerator; or run on the CPU with --device cpu (vision.device = \"cpu\")"
 )
 NO_TPU_FIX = (
     "plug in the Coral USB Accelerator (a blue USB 3 port on a Pi 4/5) or check that the PCIe/M.2 driver "
@@ -37,8 +38,20 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def list_edge_tpus(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev")) -> list[EdgeTpu]:
+def sys_root_path() -> Path:
+    """Where sysfs is: APPLIANCE_SYS_ROOT for tests and unusual installs, else /sys."""
+    return Path(os.environ.get("APPLIANCE_SYS_ROOT") or "/sys")
+
+
+def dev_root_path() -> Path:
+    """Where device nodes are: APPLIANCE_DEV_ROOT for tests and unusual installs, else /dev."""
+    return Path(os.environ.get("APPLIANCE_DEV_ROOT") or "/dev")
+
+
+def list_edge_tpus(sys_root: Path | None = None, dev_root: Path | None = None) -> list[EdgeTpu]:
     """USB accelerators from sysfs (with their link speed, so `doctor` can warn about USB 2) and PCIe ones."""
+    sys_root = sys_root if sys_root is not None else sys_root_path()
+    dev_root = dev_root if dev_root is not None else dev_root_path()
     found = []
     for device in sorted((sys_root / "bus" / "usb" / "devices").glob("*")):
         ids = (_read(device / "idVendor"), _read(device / "idProduct"))
@@ -54,6 +67,10 @@ def list_edge_tpus(sys_root: Path = Path("/sys"), dev_root: Path = Path("/dev"))
 
 
 def library_name(system: str | None = None) -> str:
+    """The libedgetpu to load: APPLIANCE_EDGETPU_LIB (a path) when set, else the system's by platform."""
+    override = os.environ.get("APPLIANCE_EDGETPU_LIB")
+    if override and system is None:
+        return override
     return LIBRARIES.get(system or platform.system(), LIBRARIES["Linux"])
 
 
@@ -86,21 +103,13 @@ def edge_tpu_present() -> bool:
     return library_available()
 
 
-def _load_delegate_function():
-    try:
-        from ai_edge_litert.interpreter import load_delegate
-    except ImportError:  # pragma: no cover - only where ai-edge-litert has no wheel
-        from tflite_runtime.interpreter import load_delegate
-    return load_delegate
-
-
-def load_delegate(spec: str = "", *, attempts: int = 3, delay_s: float = 1.0):
-    """Open the Edge TPU delegate, retrying: a USB Coral re-enumerates with new ids on its first use."""
+def load_delegate(spec: str = "", *, load, attempts: int = 3, delay_s: float = 1.0):
+    """Open the Edge TPU delegate with the runtime's `load_delegate`, retrying: a USB Coral re-enumerates
+    with new ids on its first use."""
     options = device_options(spec)
     name = library_name()
     if not library_available(name):
         raise DeviceError(f"the Edge TPU runtime ({name}) is not installed", INSTALL_FIX)
-    load = _load_delegate_function()
     last: Exception | None = None
     for attempt in range(1, attempts + 1):
         try:

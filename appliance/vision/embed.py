@@ -1,9 +1,11 @@
 """Embeddings for teaching: the extractor's output, dequantised and L2-normalised (float32)."""
 
+import time
+
 import numpy as np
 
 from appliance.vision.classify import dequantize, wrong_kind
-from appliance.vision.model import Model, Timings, timings_since
+from appliance.vision.model import Model, Pending, Timings, timings_since
 
 
 def l2_normalize(vector: np.ndarray) -> np.ndarray:
@@ -13,7 +15,7 @@ def l2_normalize(vector: np.ndarray) -> np.ndarray:
 
 
 class Embedder:
-    """Thread-safe: the model's lock covers filling the input, invoking and reading the output."""
+    """Thread-safe; `start` hands the frame to the model, `finish` reads the embedding (see Model.submit)."""
 
     def __init__(self, model: Model) -> None:
         if model.kind != "embedder":
@@ -21,10 +23,18 @@ class Embedder:
                              "mobilenet_v1_1.0_224_quant_embedding_extractor")
         self.model = model
         self.dim = int(np.prod(model.output_details[0]["shape"]))
-        self.last_timings = Timings(0.0, 0.0, 0.0)
+
+    def start(self, rgb: np.ndarray) -> Pending:
+        return self.model.submit(rgb)
+
+    def finish(self, pending: Pending) -> tuple[np.ndarray, Timings]:
+        ran = pending.wait()
+        t0 = time.perf_counter()
+        embedding = l2_normalize(dequantize(ran.outputs[0], self.model.output_details[0]))
+        return embedding, timings_since(ran, t0)
+
+    def embed_timed(self, rgb: np.ndarray) -> tuple[np.ndarray, Timings]:
+        return self.finish(self.start(rgb))
 
     def embed(self, rgb: np.ndarray) -> np.ndarray:
-        raw, _, marks = self.model.run(rgb, lambda model: model.output(0))
-        embedding = l2_normalize(dequantize(raw, self.model.output_details[0]))
-        self.last_timings = timings_since(marks)
-        return embedding
+        return self.embed_timed(rgb)[0]

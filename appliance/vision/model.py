@@ -1,40 +1,27 @@
 """One TFLite interpreter per model file, on the Edge TPU or the CPU, never switched silently."""
 
+from __future__ import annotations
+
 import logging
 import os
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from appliance.errors import DeviceError, ModelError
-from appliance.vision import edgetpu, preprocess
+from appliance.vision import backends, edgetpu, preprocess
 
 log = logging.getLogger(__name__)
 
 Timings = namedtuple("Timings", "preprocess_ms invoke_ms adapter_ms")
 
 KINDS = ("classifier", "detector", "embedder")
-DEVICES = ("auto", "cpu", "edgetpu")
-EDGETPU_OP = b"edgetpu-custom-op"
 DETECTION_OP = b"TFLite_Detection_PostProcess"
-EDGETPU_SUFFIX = "_edgetpu"
 _EMBEDDING_HINTS = ("embed", "avgpool", "avg_pool", "global_pool", "feature", "pool")
-
-
-def cpu_twin(path: Path) -> Path:
-    """mobilenet_x_edgetpu.tflite -> mobilenet_x.tflite, beside it."""
-    path = Path(path)
-    return path.with_name(path.stem.removesuffix(EDGETPU_SUFFIX) + path.suffix)
-
-
-def edgetpu_twin(path: Path) -> Path:
-    path = Path(path)
-    stem = path.stem if path.stem.endswith(EDGETPU_SUFFIX) else path.stem + EDGETPU_SUFFIX
-    return path.with_name(stem + path.suffix)
 
 
 def read_model_file(path: Path) -> bytes:
@@ -55,13 +42,12 @@ def read_model_file(path: Path) -> bytes:
 
 
 def is_edgetpu_model(path: Path, data: bytes | None = None) -> bool:
-    if Path(path).stem.endswith(EDGETPU_SUFFIX):
-        return True
-    return EDGETPU_OP in (data if data is not None else read_model_file(path))
+    data = data if data is not None else read_model_file(path)
+    return backends.compiled_for(data, Path(path).stem) is not None
 
 
 def edgetpu_without_tpu_error(path: Path) -> ModelError:
-    twin = cpu_twin(path)
+    twin = twin_for(Path(path), backends.CPU)
     if twin == Path(path):
         twin_text = "a CPU version of the model (the same model compiled without the Edge TPU compiler)"
     else:
@@ -100,14 +86,6 @@ def infer_kind(outputs: list[dict], signature_outputs: dict | None = None,
     )
 
 
-def _interpreter_class():
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - tflite-runtime fallback (needs numpy < 2)
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter
-
-
 class Model:
     """One interpreter for the process's life; engines hold `lock` around fill + invoke + read."""
 
@@ -141,33 +119,42 @@ class Model:
                 "if this is an Edge TPU, check its USB cable and power (a powered hub helps) and restart",
             ) from exc
 
-    def run(self, rgb: np.ndarray, read: Callable[["Model"], object], *,
-            letterbox: bool = False) -> tuple[object, tuple[float, float], tuple[float, float, float]]:
-        """Fill the input from `rgb`, invoke and `read(self)` the outputs, all under the lock.
-
-        Returns what `read` gave, the image-to-tensor scale, and the clock marks that `timings_since`
-        turns into Timings once the engine's adapter has run.
-        """
+    def submit(self, rgb: np.ndarray, *, letterbox: bool = False) -> Done:
+        """Fill the input from `rgb`, invoke and copy the outputs out, all under the lock (in this
+        process the work is done on return; a model in the inference worker returns before it is)."""
         with self.lock:
             t0 = time.perf_counter()
             scale = preprocess.set_input(self, rgb, letterbox=letterbox)
             t1 = time.perf_counter()
             self.invoke()
             t2 = time.perf_counter()
-            return read(self), scale, (t0, t1, t2)
-
-    def output(self, i: int) -> np.ndarray:
-        return self.interpreter.get_tensor(self.output_details[i]["index"])
-
-    def tensor(self, index: int) -> np.ndarray:
-        return self.interpreter.get_tensor(index)
+            outputs = [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
+        return Done(Ran(outputs, scale, (t1 - t0) * 1e3, (t2 - t1) * 1e3))
 
 
-def timings_since(marks: tuple[float, float, float]) -> Timings:
-    """Timings of one `Model.run` whose adapter has just finished."""
-    t0, t1, t2 = marks
-    t3 = time.perf_counter()
-    return Timings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+# what one invoke gave: outputs in output_details order, the image-to-tensor scale, and its timings
+Ran = namedtuple("Ran", "outputs scale preprocess_ms invoke_ms")
+
+
+class Pending(Protocol):
+    """A submitted inference; `wait` gives what it ran to (or raises what stopped it)."""
+
+    def wait(self) -> Ran: ...
+
+
+class Done:
+    """A submitted inference that has already run (the in-process case of a pending one)."""
+
+    def __init__(self, ran: Ran) -> None:
+        self._ran = ran
+
+    def wait(self) -> Ran:
+        return self._ran
+
+
+def timings_since(ran: Ran, adapter_started: float) -> Timings:
+    """Timings of one inference whose adapter (started at `adapter_started`) has just finished."""
+    return Timings(ran.preprocess_ms, ran.invoke_ms, (time.perf_counter() - adapter_started) * 1e3)
 
 
 def _signature_outputs(interpreter) -> dict[str, int]:
@@ -180,14 +167,11 @@ def _signature_outputs(interpreter) -> dict[str, int]:
     return dict(next(iter(signatures.values())).get("outputs", {}))
 
 
-def _make_interpreter(path: Path, delegate, num_threads: int):
-    cls = _interpreter_class()
+def _make_interpreter(path: Path, backend: backends.Backend, delegates: list, num_threads: int):
+    cls = backend.interpreter_module().Interpreter
     try:
-        interpreter = cls(
-            model_path=str(path),
-            experimental_delegates=[delegate] if delegate is not None else None,
-            num_threads=num_threads,
-        )
+        interpreter = cls(model_path=str(path), experimental_delegates=delegates or None,
+                          num_threads=num_threads)
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -198,59 +182,77 @@ def _make_interpreter(path: Path, delegate, num_threads: int):
     return interpreter
 
 
+def twin_for(path: Path, backend_name: str) -> Path:
+    """The model compiled for a backend beside `path` (its CPU twin for "cpu"): file names per backend."""
+    path, backend = Path(path), backends.get(backend_name)
+    stem = path.stem
+    for accelerator in backends.accelerators():
+        stem = stem.removesuffix(accelerator.model_suffix)
+    return path.with_name(stem + backend.model_suffix + path.suffix)
+
+
+def choose_backend(path: Path, data: bytes, device: str, spec: str = "") -> tuple[Path, backends.Backend,
+                                                                                   list, str | None]:
+    """Which file runs where under `device`: (path, backend, delegates, warning), or an error with a fix.
+
+    Under "auto" an accelerator is used when present and the model (or its twin beside it) is compiled for
+    it; otherwise the CPU, with a warning saying why. A named device is used or refused, never swapped.
+    """
+    compiled = backends.compiled_for(data, path.stem)
+    cpu = backends.get(backends.CPU)
+    if device == backends.CPU:
+        if compiled is not None:
+            raise edgetpu_without_tpu_error(path)
+        return path, cpu, [], None
+    if device != backends.AUTO:
+        backend = backends.get(device)
+        if not backend.present():
+            raise DeviceError(f"no {backend.label} found (device = \"{device}\" requires one)",
+                              edgetpu.NO_TPU_FIX)
+        if compiled is not backend:
+            twin = twin_for(path, backend.name)
+            if not twin.exists():
+                raise ModelError(f"{path.name} is not compiled for the {backend.label}",
+                                 f"fetch its twin with `appliance models fetch {twin.stem}` or run with "
+                                 "--device cpu")
+            path = twin
+        return path, backend, backend.delegates(spec), None
+    if compiled is not None:
+        if not compiled.present():
+            raise edgetpu_without_tpu_error(path)
+        return path, compiled, compiled.delegates(spec), None
+    for backend in backends.accelerators():
+        if not backend.present():
+            continue
+        twin = twin_for(path, backend.name)
+        if not twin.exists():
+            return path, cpu, [], (f"an {backend.label} is present but {path.name} has no {twin.name} beside "
+                                   "it: running on the CPU")
+        try:
+            return twin, backend, backend.delegates(spec), None
+        except DeviceError as exc:
+            return path, cpu, [], (f"an {backend.label} was found but could not be used ({exc.problem}): "
+                                   "running on the CPU")
+    return path, cpu, [], "no Edge TPU found: running on the CPU"
+
+
 def load_model(path, *, device: str = "auto", edgetpu_device: str = "", num_threads: int = 0,
                kind: str | None = None) -> Model:
-    """Open `path` on the Edge TPU or the CPU per `device`; raises ModelError / DeviceError with a fix.
-
-    Under "auto" and "edgetpu", a CPU model whose `<name>_edgetpu.tflite` twin lies beside it runs as the
-    twin on the Edge TPU. Under "auto" without a usable Edge TPU the CPU is used and `Model.warning` says so.
-    """
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}", "use auto, cpu or edgetpu")
+    """Open `path` on the backend `device` names ("auto": the best present); ModelError / DeviceError
+    with a fix otherwise. Under "auto" without a usable accelerator `Model.warning` says why."""
+    if device not in backends.device_choices():
+        raise DeviceError(f"unknown device {device!r}", f"use {', '.join(backends.device_choices())}")
     if kind is not None and kind not in KINDS:
         raise ModelError(f"unknown model kind {kind!r}", f"use one of {', '.join(KINDS)}")
     path = Path(path)
     data = read_model_file(path)
-    compiled = is_edgetpu_model(path, data)
-    delegate, warning = None, None
-    if device == "cpu":
-        if compiled:
-            raise edgetpu_without_tpu_error(path)
-    elif device == "edgetpu":
-        if not edgetpu.edge_tpu_present():
-            raise DeviceError("no Edge TPU found (device = \"edgetpu\" requires one)", edgetpu.NO_TPU_FIX)
-        if not compiled:
-            twin = edgetpu_twin(path)
-            if not twin.exists():
-                raise ModelError(
-                    f"{path.name} is not compiled for the Edge TPU",
-                    f"fetch its twin with `appliance models fetch {twin.stem}` or run with --device cpu",
-                )
-            path, data, compiled = twin, read_model_file(twin), True
-        delegate = edgetpu.load_delegate(edgetpu_device)
-    else:
-        present = edgetpu.edge_tpu_present()
-        if compiled:
-            if not present:
-                raise edgetpu_without_tpu_error(path)
-            delegate = edgetpu.load_delegate(edgetpu_device)
-        elif present and edgetpu_twin(path).exists():
-            try:
-                delegate = edgetpu.load_delegate(edgetpu_device)
-                path = edgetpu_twin(path)
-                data = read_model_file(path)
-            except DeviceError as exc:
-                warning = f"an Edge TPU was found but could not be used ({exc.problem}): running on the CPU"
-        elif present:
-            warning = (f"an Edge TPU is present but {path.name} has no {edgetpu_twin(path).name} beside it: "
-                       "running on the CPU")
-        else:
-            warning = "no Edge TPU found: running on the CPU"
+    run_path, backend, delegates, warning = choose_backend(path, data, device, edgetpu_device)
+    if run_path != path:
+        data = read_model_file(run_path)
     if warning:
         log.warning("%s (%s)", warning, path.name)
     threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-    interpreter = _make_interpreter(path, delegate, threads)
-    model = Model(path, interpreter, "edgetpu" if delegate is not None else "cpu", kind, warning,
-                  has_postprocess=DETECTION_OP in data)
+    interpreter = _make_interpreter(run_path, backend, delegates, threads)
+    model = Model(run_path, interpreter, backend.name, kind, warning, has_postprocess=DETECTION_OP in data)
     log.debug("loaded %r", model)
     return model
