@@ -43,6 +43,9 @@ class VisionConfig:
     detector_labels: str = "coco_labels.txt"
     embedder: str = "mobilenet_v1_1.0_224_quant_embedding_extractor"
     num_threads: int = 0
+    result_timeout_s: float = 5.0
+    first_result_timeout_s: float = 30.0
+    failures_before_fallback: int = 3
 
 
 @dataclass(frozen=True)

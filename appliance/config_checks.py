@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from appliance.vision import backends
+
 
 class Bad(Exception):
     """A value problem, before we know where (file line or command-line flag) it came from."""
@@ -122,12 +124,15 @@ CHECKS: dict[tuple[str, str], Any] = {
     ("camera", "width"): _in_range(16, 8192),
     ("camera", "height"): _in_range(16, 8192),
     ("camera", "fps"): _in_range(0.1, 240),
-    ("vision", "device"): _one_of("auto", "edgetpu", "cpu"),
+    ("vision", "device"): _one_of(*backends.device_choices()),
     ("vision", "edgetpu_device"): _edgetpu_device,
     ("vision", "classifier"): _not_empty,
     ("vision", "detector"): _not_empty,
     ("vision", "embedder"): _not_empty,
     ("vision", "num_threads"): _in_range(0, 256),
+    ("vision", "result_timeout_s"): _in_range(0.5, 600.0),
+    ("vision", "first_result_timeout_s"): _in_range(1.0, 600.0),
+    ("vision", "failures_before_fallback"): _in_range(1, 100),
     ("recognition", "mode"): _one_of("classify", "detect"),
     ("recognition", "detect_threshold"): _in_range(0.0, 1.0),
     ("recognition", "unknown_threshold"): _in_range(0.0, 1.0),

@@ -15,6 +15,8 @@ from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
 from appliance.errors import ApplianceError
+from appliance.inference.protocol import ModelSpec
+from appliance.inference.supervisor import InferenceWorker, RemoteModel, WorkerSettings
 from appliance.learning.model_identity import model_identity
 from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
@@ -29,7 +31,7 @@ from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
 from appliance.vision.labels import read_labels
-from appliance.vision.model import Model, load_model
+from appliance.vision.model import load_model
 
 log = logging.getLogger(__name__)
 
@@ -38,54 +40,79 @@ SOURCE_STALL_S = 5.0  # the camera wrapper reopens a source silent for this long
 
 
 class Models:
-    """The loaded engines (each model file loaded once for the process's life)."""
+    """The engines. Their models run in the inference worker process (see appliance.inference), or in
+    this process with in_process=True (benchmarks compare the two)."""
 
-    def __init__(self, config) -> None:
+    def __init__(self, config, *, in_process: bool = False, simulate_ms: float = 0.0) -> None:
         v = config.vision
         self._where = {"models_dir": config.models_dir, "models_from": v.models_from or None}
         mode = config.recognition.mode
         self.embedder_path = self._resolve(v.embedder)
-        self.embedder = Embedder(self._load(self.embedder_path, v))
-        self.classifier = None
-        self.detector = None
+        roles = {"embedder": (self.embedder_path, None)}
         if mode == "classify" and config.recognition.show_base_labels:
-            model = self._load(self._resolve(v.classifier), v)
-            self.classifier = Classifier(model, read_labels(self._resolve(v.classifier_labels)))
+            labels = read_labels(self._resolve(v.classifier_labels))
+            roles["classifier"] = (self._resolve(v.classifier), labels)
         if mode == "detect":
-            model = self._load(self._resolve(v.detector), v)
-            self.detector = Detector(model, read_labels(self._resolve(v.detector_labels)))
-        self.main: Model = (self.detector or self.embedder).model
+            roles["detector"] = (self._resolve(v.detector), read_labels(self._resolve(v.detector_labels)))
+        self.worker: InferenceWorker | None = None
+        if in_process:
+            loaded = {role: load_model(path, device=v.device, edgetpu_device=v.edgetpu_device,
+                                       num_threads=v.num_threads) for role, (path, _) in roles.items()}
+        else:
+            specs = [ModelSpec(role, str(path), v.device, v.edgetpu_device, v.num_threads, None, simulate_ms)
+                     for role, (path, _) in roles.items()]
+            settings = WorkerSettings(result_timeout_s=v.result_timeout_s,
+                                      first_result_timeout_s=v.first_result_timeout_s,
+                                      failures_before_fallback=v.failures_before_fallback)
+            self.worker = InferenceWorker(specs, v.device, settings)
+            self.worker.start()
+            loaded = {role: RemoteModel(self.worker, role) for role in roles}
+        self.embedder = Embedder(loaded["embedder"])
+        self.classifier = (Classifier(loaded["classifier"], roles["classifier"][1]) if "classifier" in roles
+                           else None)
+        self.detector = Detector(loaded["detector"], roles["detector"][1]) if "detector" in roles else None
+        self.main = (self.detector or self.embedder).model
 
     def _resolve(self, name: str) -> Path:
         return resolve_model(name, **self._where)
 
-    @staticmethod
-    def _load(path: Path, v) -> Model:
-        return load_model(path, device=v.device, edgetpu_device=v.edgetpu_device, num_threads=v.num_threads)
-
-    def all(self) -> list[Model]:
+    def all(self) -> list:
         return [e.model for e in (self.embedder, self.classifier, self.detector) if e is not None]
 
     @property
     def backend(self) -> str:
-        return self.main.backend
+        return self.worker.backend if self.worker is not None else self.main.backend
 
     @property
     def warning(self) -> str | None:
+        if self.worker is not None:
+            return self.worker.warning
         return next((m.warning for m in self.all() if m.warning), None)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
 
 
 class System:
-    def __init__(self, config, *, source=None, throttle: bool = True, pace_to_consumer: bool = False) -> None:
-        from appliance.learning.recognizer import Recognizer  # written by the learning part
-
+    def __init__(self, config, *, source=None, throttle: bool = True, pace_to_consumer: bool = False,
+                 in_process: bool = False, simulate_ms: float = 0.0) -> None:
         self.config = config
         self.started_at: float | None = None
         self.web_server = None
         self.web_url: str | None = None
         self.controls = None
         self._stopped = False
-        self.models = Models(config)
+        self.models = Models(config, in_process=in_process, simulate_ms=simulate_ms)
+        try:
+            self._build(config, source, throttle, pace_to_consumer)
+        except BaseException:
+            self.models.close()
+            raise
+
+    def _build(self, config, source, throttle: bool, pace_to_consumer: bool) -> None:
+        from appliance.learning.recognizer import Recognizer  # written by the learning part
+
         data_dir = Path(config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ClassStore(data_dir / STORE_FILE, model_identity(self.models.embedder_path),
@@ -116,6 +143,13 @@ class System:
                                            self.events)
         if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
             self.teacher.region = main_object_crop(self.models.detector, r.detect_threshold)
+        if self.models.worker is not None:
+            self.models.worker.on_change = self._backend_changed
+
+    def _backend_changed(self) -> None:
+        """The worker restarted or fell back: the page, /api/status and /metrics show it at once."""
+        self.stats.configure(backend=self.models.backend, backend_warning=self.models.warning)
+        self.events.publish("status", self.status())
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self, *, web: bool | None = None, controls: bool | None = None) -> None:
@@ -187,6 +221,7 @@ class System:
                 log.exception("closing the buttons and LEDs failed")
         self.pipeline.stop(timeout=1.5)  # a running burst now gets no frames and commits nothing
         self.source.close()
+        self.models.close()
         self.hub.close()
         self.events.close()
         got = self.teacher._lock.acquire(timeout=1.0)  # let a burst's one transaction finish or fail
@@ -209,7 +244,8 @@ class System:
     def healthy(self, max_age_s: float | None = None) -> bool:
         """Frames and inferences advancing (or, camera gone, the loop showing "no signal"); no hung invoke."""
         limit = self.config.service.stall_seconds if max_age_s is None else max_age_s
-        return self.pipeline.running and self.stats.healthy(limit)
+        worker = self.models.worker
+        return self.pipeline.running and self.stats.healthy(limit) and (worker is None or worker.alive)
 
     def status(self) -> dict:
         snap = self.stats.snapshot()
@@ -225,6 +261,8 @@ class System:
             "inference_errors": self.pipeline.inference_errors,
             "events_dropped": self.events.dropped,
             "models": {m.kind: m.path.name for m in self.models.all()},
+            "inference_worker": (self.models.worker.status() if self.models.worker is not None
+                                 else {"alive": True, "restarts": 0, "last_error": None, "in_process": True}),
             "web_url": self.web_url,
         })
         return snap

@@ -226,6 +226,8 @@ class InferenceWorker:
 class RemoteModel:
     """A Model whose interpreter lives in the inference worker: the engines use it unchanged."""
 
+    asynchronous = True  # submit() returns before the invoke has run
+
     def __init__(self, worker: InferenceWorker, role: str) -> None:
         self.worker = worker
         self.role = role

@@ -103,6 +103,13 @@ class Inference:
     def mode(self) -> str:
         return self.settings.mode
 
+    @property
+    def overlaps(self) -> bool:
+        """Whether a started frame runs while this thread does other work (models in the worker)."""
+        return any(getattr(e.model, "asynchronous", False)
+                   for e in (self.engines.embedder, self.engines.classifier, self.engines.detector)
+                   if e is not None)
+
     def has_classes(self) -> bool:
         """Whether any class is taught; re-read only when the store's version moves (and reset smoothing)."""
         store = self.engines.store

@@ -19,7 +19,7 @@ import numpy as np
 from appliance.pipeline.annotate import annotate, encode_jpeg, no_signal_frame
 from appliance.pipeline.events import EventBus
 from appliance.pipeline.hub import FrameHub
-from appliance.pipeline.infer import Inference
+from appliance.pipeline.infer import Inference, Job
 from appliance.pipeline.result import Result
 from appliance.pipeline.slot import LatestSlot
 from appliance.pipeline.stats import Stats
@@ -231,39 +231,63 @@ class Pipeline:
                 self.stats.frames_dropped(self._frames.dropped - before)
 
     def _inference_loop(self) -> None:
+        """Start the next frame before finishing the last one: with the models in the inference worker,
+        the accelerator runs frame N+1 while this thread reads N's outputs (one in flight, one queued)."""
         last_key: tuple | None = None
+        running: tuple[Frame, Job, float] | None = None
         while not self._stop.is_set():
-            item = self._frames.take(WAIT_S)
-            if item is None:
-                continue
-            _, frame = item
-            self.stats.inference_started()
-            t0 = time.perf_counter()
+            if running is not None and not self.inference.overlaps:  # in-process models: nothing to gain
+                last_key = self._finish(*running, last_key)
+                running = None
+            item = self._frames.take(0.0 if running is not None else WAIT_S)
+            if item is not None and running is None:
+                self.stats.inference_started()
+            started = self._start(item[1]) if item is not None else None
+            if running is not None:
+                last_key = self._finish(*running, last_key)
+                if started is not None:
+                    self.stats.inference_started()
+            running = started
+
+    def _start(self, frame: Frame) -> tuple[Frame, Job, float] | None:
+        t0 = time.perf_counter()
+        try:
+            job = self.inference.start(frame.seq, frame.rgb, frame.prepared)
+        except Exception as exc:  # e.g. an Edge TPU unplugged, the worker restarting
+            self._failed(frame, exc)
+            return None
+        return frame, job, t0
+
+    def _failed(self, frame: Frame, exc: Exception) -> None:
+        """Count, keep the loop going and the picture live; health decides what it means."""
+        self.stats.inference_failed()
+        self.inference_errors += 1
+        if self.inference_errors == 1 or self.inference_errors % 100 == 0:
+            log.error("inference failed (%d so far): %s", self.inference_errors, exc)
+        self._to_encode.put((frame, None))  # viewers still see the live picture
+        self._stop.wait(READ_ERROR_BACKOFF_S)
+
+    def _finish(self, frame: Frame, job: Job, t0: float, last_key: tuple | None) -> tuple | None:
+        try:
+            result = self.inference.finish(job)
+        except Exception as exc:
+            self._failed(frame, exc)
+            return last_key
+        self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
+        self.stats.add_stages(result.timings)
+        self._latest_result = result
+        skipped = self._to_encode.dropped
+        self._to_encode.put((frame, result))
+        self.encode_skipped += self._to_encode.dropped - skipped
+        for callback in list(self.on_result):
             try:
-                result = self.inference.run(frame.seq, frame.rgb, frame.prepared)
-            except Exception as exc:  # e.g. an Edge TPU unplugged: count, keep the loop, health decides
-                self.stats.inference_failed()
-                self.inference_errors += 1
-                if self.inference_errors == 1 or self.inference_errors % 100 == 0:
-                    log.error("inference failed (%d so far): %s", self.inference_errors, exc)
-                self._to_encode.put((frame, None))  # viewers still see the live picture
-                self._stop.wait(READ_ERROR_BACKOFF_S)
-                continue
-            self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
-            self.stats.add_stages(result.timings)
-            self._latest_result = result
-            skipped = self._to_encode.dropped
-            self._to_encode.put((frame, result))
-            self.encode_skipped += self._to_encode.dropped - skipped
-            for callback in list(self.on_result):
-                try:
-                    callback(result)
-                except Exception:
-                    log.exception("result callback failed")
-            key = _recognition_key(result)
-            if key != last_key:
-                last_key = key
-                self.events.publish("recognition", recognition_event(result))
+                callback(result)
+            except Exception:
+                log.exception("result callback failed")
+        key = _recognition_key(result)
+        if key != last_key:
+            self.events.publish("recognition", recognition_event(result))
+        return key
 
     def _camera_silent_for(self, now: float) -> float:
         latest = self._latest_frame
