@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, ConflictError
 from appliance.inference.protocol import ModelSpec
 from appliance.inference.supervisor import InferenceWorker, RemoteModel, WorkerSettings
 from appliance.learning.model_identity import model_identity
@@ -27,6 +27,7 @@ from appliance.pipeline.result import Result
 from appliance.pipeline.stats import Stats
 from appliance.pipeline.worker import Pipeline
 from appliance.teacher import Teacher
+from appliance.vision import backends
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
@@ -62,6 +63,7 @@ class Models:
             specs = [ModelSpec(role, str(path), v.device, v.edgetpu_device, v.num_threads, None, simulate_ms)
                      for role, (path, _) in roles.items()]
             settings = WorkerSettings(result_timeout_s=v.result_timeout_s,
+                                      start_timeout_s=v.first_result_timeout_s,
                                       first_result_timeout_s=v.first_result_timeout_s,
                                       failures_before_fallback=v.failures_before_fallback)
             self.worker = InferenceWorker(specs, v.device, settings)
@@ -261,11 +263,24 @@ class System:
             "inference_errors": self.pipeline.inference_errors,
             "events_dropped": self.events.dropped,
             "models": {m.kind: m.path.name for m in self.models.all()},
+            "backend_label": backends.label(snap.get("backend", "")),
+            "backend_fallback": bool(self.models.worker is not None and self.models.worker.fallback_reason),
             "inference_worker": (self.models.worker.status() if self.models.worker is not None
                                  else {"alive": True, "restarts": 0, "last_error": None, "in_process": True}),
             "web_url": self.web_url,
         })
         return snap
+
+    def retry_accelerator(self) -> str:
+        """Forget a fallback to the CPU and restart the worker on the configured device; -> the reason."""
+        worker = self.models.worker
+        reason = worker.fallback_reason if worker is not None else None
+        if reason is None:
+            raise ConflictError("the appliance is not running on a fallback",
+                                f"it runs on the {backends.label(self.models.backend)} as configured "
+                                f"(vision.device = \"{self.config.vision.device}\")")
+        worker.retry_accelerator()
+        return reason
 
     def describe(self) -> str:
         """One line for the log: what is served where, on which backend."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 
 from appliance.errors import ApplianceError
 from appliance.inference.protocol import ModelInfo, ModelSpec, map_file, plain_detail, slot_views
-from appliance.vision.model import Model, load_model
+from appliance.vision.model import Model, load_model, twin_for
 
 log = logging.getLogger("appliance.inference.child")
 
@@ -66,6 +67,13 @@ def _load(spec: ModelSpec) -> _Runner:
     return _Runner(model, spec.simulate_ms)
 
 
+def describe_on_cpu(spec: ModelSpec) -> ModelInfo:
+    """The model's tensor facts, read from its CPU twin in this process (no delegate, no invoke): what
+    the engines need to be built while the worker is down."""
+    path = twin_for(Path(spec.path), "cpu")
+    return _load(spec._replace(path=str(path if path.exists() else spec.path), device="cpu")).info(spec.role)
+
+
 def main(conn, specs: list[ModelSpec], log_level: int = logging.WARNING) -> None:
     """The worker's entry point (multiprocessing spawns it): load, report, attach, serve until told."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the appliance's to handle; it stops us
@@ -73,10 +81,10 @@ def main(conn, specs: list[ModelSpec], log_level: int = logging.WARNING) -> None
     try:
         runners = [_load(spec) for spec in specs]
     except ApplianceError as exc:
-        conn.send(("error", exc.problem, exc.fix))
+        conn.send(("error", type(exc).__name__, exc.problem, exc.fix))
         return
     except Exception as exc:  # a runtime's own error type: its words are the user's clue
-        conn.send(("error", f"{type(exc).__name__}: {exc}", ""))
+        conn.send(("error", "DeviceError", f"{type(exc).__name__}: {exc}", ""))
         return
     infos = [r.info(spec.role) for r, spec in zip(runners, specs, strict=True)]
     conn.send(("ready", infos))

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from appliance.errors import DeviceError
+from appliance.errors import DeviceError, ModelError
 from appliance.inference import child
 from appliance.inference.protocol import (
     SLOTS_PER_MODEL,
@@ -133,8 +133,9 @@ class WorkerClient:
     def _handshake(self, timeout: float) -> None:
         message = self._receive(timeout, "loading the models")
         if message[0] == "error":
-            self.died = f"could not load the models: {message[1]}"
-            raise DeviceError(message[1], message[2]) if message[2] else WorkerError(message[1], RESTART_FIX)
+            _, kind, problem, fix = message
+            self.died = f"could not load the models: {problem}"
+            raise (ModelError if kind == "ModelError" else DeviceError)(problem, fix or RESTART_FIX)
         self.models = message[1]
         paths = []
         for info in self.models:

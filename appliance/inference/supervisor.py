@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, ModelError
+from appliance.inference.child import describe_on_cpu
 from appliance.inference.client import RESTART_FIX, Ticket, WorkerClient, WorkerError
 from appliance.inference.protocol import ModelInfo, ModelSpec
 from appliance.vision import backends, preprocess
@@ -48,6 +49,7 @@ class InferenceWorker:
         self.last_error: str | None = None
         self.fallback_reason: str | None = None
         self._client: WorkerClient | None = None
+        self._described: dict[str, ModelInfo] = {}  # tensor facts read on the CPU while no worker runs
         self._started_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -56,15 +58,18 @@ class InferenceWorker:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the first worker now (its errors are the start-up's errors), then supervise it."""
+        """Start the first worker, then supervise it. A wrong model file is the start-up's error; an
+        accelerator that crashes, hangs or fails is not: the page comes up and the worker is retried."""
         try:
             self._client = self._new_client()
+        except ModelError:
+            raise
         except ApplianceError as exc:
-            self._failed(exc)
-            if not self._may_fall_back():
+            if self._device_now() == backends.CPU:
                 raise
-            self._fall_back()
-            self._client = self._new_client()
+            self._failed(exc)
+            self._described = {spec.role: describe_on_cpu(spec) for spec in self.specs}
+            self._wake.set()
         self._thread = threading.Thread(target=self._supervise, name="inference-supervisor", daemon=True)
         self._thread.start()
 
@@ -197,7 +202,7 @@ class InferenceWorker:
     def info(self, role: str) -> ModelInfo | None:
         client = self._client
         if client is None:
-            return None
+            return self._described.get(role)
         return next((m for m in client.models if m.role == role), None)
 
     @property

@@ -175,6 +175,10 @@ def _make_interpreter(path: Path, backend: backends.Backend, delegates: list, nu
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if delegates and backend.compiled_marker and backend.compiled_marker.decode() in str(exc):
+            raise DeviceError(
+                f"the {backend.label} runtime ({edgetpu.library_name()}) loaded but did not run "
+                f"{path.name}'s {backend.compiled_marker.decode()} ({detail})", edgetpu.INSTALL_FIX) from exc
         raise ModelError(
             f"{path} could not be loaded as a TFLite model ({detail}); it may be truncated or corrupt",
             "run `appliance models verify`, then `appliance models fetch` to replace it with a verified copy",
@@ -252,7 +256,15 @@ def load_model(path, *, device: str = "auto", edgetpu_device: str = "", num_thre
     if warning:
         log.warning("%s (%s)", warning, path.name)
     threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
-    interpreter = _make_interpreter(run_path, backend, delegates, threads)
+    try:
+        interpreter = _make_interpreter(run_path, backend, delegates, threads)
+    except DeviceError as exc:
+        if device != backends.AUTO or run_path == path:
+            raise
+        warning = f"the {backend.label} could not run {run_path.name} ({exc.problem}): running on the CPU"
+        log.warning("%s", warning)
+        run_path, backend, data = path, backends.get(backends.CPU), read_model_file(path)
+        interpreter = _make_interpreter(run_path, backend, [], threads)
     model = Model(run_path, interpreter, backend.name, kind, warning, has_postprocess=DETECTION_OP in data)
     log.debug("loaded %r", model)
     return model

@@ -84,6 +84,13 @@ def status():
     return jsonify(status_payload(web_state()))
 
 
+@bp.post("/api/inference/retry")
+def retry_accelerator():
+    """After a fallback to the CPU: start the inference worker on the configured device again."""
+    reason = web_state().system.retry_accelerator()
+    return jsonify({"retrying": True, "was": reason}), 202
+
+
 @bp.get("/api/classes")
 def list_classes():
     return jsonify([class_json(c) for c in web_state().system.store.list_classes()])

@@ -83,8 +83,10 @@ def healthz():
     if system.healthy():
         return jsonify({"ok": True})
     reason = unhealthy_reason(system.status(), _stall_seconds(system))
-    return jsonify({"ok": False, "error": reason,
-                    "fix": "check the camera and the appliance log (journalctl -u appliance)"}), 503
+    fix = ("run `appliance doctor` (it probes the Edge TPU and names the fix) and see the appliance log "
+           "(journalctl -u appliance)" if reason.startswith("the inference worker") else
+           "check the camera and the appliance log (journalctl -u appliance)")
+    return jsonify({"ok": False, "error": reason, "fix": fix}), 503
 
 
 @bp.get("/metrics")

@@ -40,6 +40,10 @@ def status_payload(state: Any) -> dict:
 
 def unhealthy_reason(status: dict, stall_s: float) -> str:
     """Why the appliance is not healthy, in words, from its status snapshot."""
+    worker = status.get("inference_worker") or {}
+    if worker.get("alive") is False:
+        error = worker.get("last_error")
+        return "the inference worker is down" + (f": {error}" if error else "")
     if status.get("connected") is False:
         return f"the camera source {status.get('source') or ''} is not delivering frames".replace("  ", " ")
     running = status.get("inference_running_s")

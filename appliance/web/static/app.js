@@ -56,14 +56,14 @@ const number = (x, digits) => (typeof x === "number" ? x.toFixed(digits) : "–"
 
 function renderStatus(s) {
   if (!s) return;
-  const backend = s.backend === "edgetpu" ? "Edge TPU" : s.backend === "cpu" ? "CPU" : String(s.backend || "?");
+  const backend = s.backend_label || String(s.backend || "?");
   const badge = $("backend");
   badge.textContent = backend;
-  badge.className = "badge " + (s.backend === "edgetpu" ? "edgetpu" : "cpu");
+  badge.className = "badge " + (s.backend === "cpu" ? "cpu" : "accelerator");
   $("s-backend").textContent = backend + (s.mode ? ` · ${s.mode}` : "");
-  const warning = $("warning");
-  warning.textContent = s.backend_warning ? "⚠ " + s.backend_warning : "";
-  warning.hidden = !s.backend_warning;
+  $("warning-text").textContent = s.backend_warning ? "⚠ " + s.backend_warning : "";
+  $("warning").hidden = !s.backend_warning;
+  $("retry-accelerator").hidden = !s.backend_fallback;
   const fps = s.fps || {};
   $("s-fps").textContent = `${number(fps.capture, 1)} / ${number(fps.inference, 1)}`;
   $("s-ms").textContent = `${number(s.inference_ms, 1)} ms`;
@@ -242,8 +242,20 @@ function keepStreamAlive() {
   });
 }
 
+async function retryAccelerator() {
+  $("retry-accelerator").disabled = true;
+  try {
+    await api("POST", "/api/inference/retry");
+  } catch (err) {
+    sayError(err);
+  } finally {
+    $("retry-accelerator").disabled = false;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   $("teach-form").addEventListener("submit", teachNew);
+  $("retry-accelerator").addEventListener("click", retryAccelerator);
   keepStreamAlive();
   loadClasses();
   api("GET", "/api/status").then(renderStatus).catch(sayError);
