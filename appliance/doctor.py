@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ApplianceError
+from appliance.inference.probe import runtime_line
 from appliance.vision import edgetpu
 
 Check = namedtuple("Check", "status name detail fix")  # status: "ok" | "warn" | "fail"
@@ -52,7 +53,8 @@ class Facts:
     models: list[tuple[str, str | None]]     # (name, problem or None) for the configured models
     edge_tpus: list[edgetpu.EdgeTpu]
     runtime_library: bool                    # libedgetpu can be dlopen()ed
-    delegate: str | None                     # None = not tried, "ok", or the error
+    probe: tuple[bool, str, str] | None      # (ok, detail, fix) of the Edge TPU probe; None = not run
+    edgetpu_runtime: str | None              # the Edge TPU backend's runtime and libedgetpu, in words
     videos: list[tuple[str, str]]            # (/dev/videoN, name from sysfs)
     picamera2: str | None                    # version, None when not importable
     libcamera_cameras: int | None            # None = could not ask
@@ -79,7 +81,8 @@ def check_runtime(f: Facts) -> Check:
         return Check("fail", "runtime", f"no TensorFlow Lite runtime ({numpy})",
                      "pip install ai-edge-litert numpy (install.sh does this; pycoral and tflite-runtime "
                      "wheels are not needed)")
-    return Check("ok", "runtime", f"{f.runtime[0]} {f.runtime[1]}, {numpy}", "")
+    edgetpu_part = f"; Edge TPU: {f.edgetpu_runtime}" if f.edgetpu_runtime else ""
+    return Check("ok", "runtime", f"{f.runtime[0]} {f.runtime[1]}, {numpy}{edgetpu_part}", "")
 
 
 def check_edgetpu(f: Facts) -> Check:
@@ -91,13 +94,14 @@ def check_edgetpu(f: Facts) -> Check:
     if not f.runtime_library:
         return Check("fail", "edge tpu", f"found {where} but libedgetpu is not installed",
                      edgetpu.INSTALL_FIX)
-    if f.delegate is None:
-        return Check("ok", "edge tpu", f"found {where}; delegate not tried (the running service uses it)",
-                     "")
-    if f.delegate != "ok":
-        return Check("fail", "edge tpu", f"found {where} but the delegate does not load: {f.delegate}",
-                     DELEGATE_FIX)
-    return Check("ok", "edge tpu", f"found {where}; delegate loads", "")
+    if f.probe is None:  # only one program can use an Edge TPU
+        return Check("warn", "edge tpu", f"found {where}; not probed: the running service holds it",
+                     "see the page's badge or /api/status (backend); to probe it here, "
+                     "sudo systemctl stop appliance, run doctor, then start it again")
+    ok, detail, fix = f.probe
+    if not ok:
+        return Check("fail", "edge tpu", f"found {where} but {detail}", fix or DELEGATE_FIX)
+    return Check("ok", "edge tpu", f"found {where}; {detail}", "")
 
 
 def check_usb_speed(f: Facts) -> Check | None:
@@ -326,27 +330,27 @@ def _service_state() -> str | None:
         return f"unknown ({exc})"
 
 
-def _delegate(spec: str) -> str:
-    try:
-        delegate = edgetpu.load_delegate(spec, attempts=1)
-        del delegate
-        return "ok"
-    except ApplianceError as exc:
-        return exc.problem
-    except Exception as exc:  # whatever the runtime raises is the user's clue
-        return f"{type(exc).__name__}: {exc}"
+def _probe(config) -> tuple[bool, str, str]:
+    from appliance.inference.probe import probe_edgetpu
+    from appliance.model_files import default_models_dir
+
+    v = config.vision
+    result = probe_edgetpu(models_dir=default_models_dir(config), models_from=v.models_from or None,
+                           device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
+    return result.ok, result.detail, result.fix
 
 
-def gather_facts(config_path: Path | None = None, *, sys_root: Path = Path("/sys"),
-                 dev_root: Path = Path("/dev"), probe: bool = True) -> Facts:
-    """Everything the checks look at. probe=False skips what talks to hardware or systemd (tests)."""
+def gather_facts(config_path: Path | None = None, *, sys_root: Path | None = None,
+                 dev_root: Path | None = None, probe: bool = True) -> Facts:
+    """Everything the checks look at. probe=False skips what talks to hardware or systemd (tests).
+    sys_root / dev_root default to APPLIANCE_SYS_ROOT / APPLIANCE_DEV_ROOT, else /sys and /dev."""
+    sys_root = sys_root or edgetpu.sys_root_path()
+    dev_root = dev_root or edgetpu.dev_root_path()
     config, config_error = _load_config(config_path)
     service = _service_state() if probe else None
     tpus = edgetpu.list_edge_tpus(sys_root, dev_root)
     library = edgetpu.library_available() if probe else False
-    delegate = None
-    if tpus and library and service != "active":
-        delegate = _delegate(config.vision.edgetpu_device)
+    tpu_probe = _probe(config) if tpus and library and probe and service != "active" else None
     # device paths as the program opens them (/dev/...), read from dev_root (a fake tree in tests)
     videos = [(f"/dev/{p.name}", _read(sys_root / "class" / "video4linux" / p.name / "name") or "?")
               for p in sorted(dev_root.glob("video*"))]
@@ -387,7 +391,7 @@ def gather_facts(config_path: Path | None = None, *, sys_root: Path = Path("/sys
         gpio_wanted=ctl.enabled and ctl.pin_factory != "mock", data_dir=data_dir,
         models_dir=models_dir,
         models=_model_problems(config, models_dir), edge_tpus=tpus, runtime_library=library,
-        delegate=delegate,
+        probe=tpu_probe, edgetpu_runtime=runtime_line() if tpus else None,
         videos=videos, picamera2=picamera2, libcamera_cameras=libcamera, gpiochips=chips, user=user,
         user_groups=groups, system_groups=existing, disk_free=free, service=service, throttled=throttled,
         notes=[sys.executable],

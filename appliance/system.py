@@ -67,6 +67,8 @@ class Models:
                                       first_result_timeout_s=v.first_result_timeout_s,
                                       failures_before_fallback=v.failures_before_fallback)
             self.worker = InferenceWorker(specs, v.device, settings)
+            if v.device != backends.CPU and any(b.present() for b in backends.accelerators()):
+                self._probe_first(config)
             self.worker.start()
             loaded = {role: RemoteModel(self.worker, role) for role in roles}
         self.embedder = Embedder(loaded["embedder"])
@@ -74,6 +76,25 @@ class Models:
                            else None)
         self.detector = Detector(loaded["detector"], roles["detector"][1]) if "detector" in roles else None
         self.main = (self.detector or self.embedder).model
+
+    def _probe_first(self, config) -> None:
+        """One real inference on the Edge TPU in a throwaway process before trusting it. Under "auto" a
+        failed probe means the CPU from the start, with the probe's words as the warning; under "edgetpu"
+        it is logged with its fix, and the worker keeps trying (the appliance reports itself unhealthy)."""
+        from appliance.inference.probe import probe_edgetpu
+
+        v = config.vision
+        result = probe_edgetpu(models_dir=config.models_dir, models_from=v.models_from or None,
+                               device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
+        if result.ok:
+            log.info("Edge TPU probe: %s", result.detail)
+        elif result.invoke_ms is None and result.detail.startswith("the probe model is missing"):
+            log.warning("Edge TPU not probed (%s): fix: %s", result.detail, result.fix)
+        elif v.device == backends.AUTO:
+            self.worker.fall_back(f"the Edge TPU probe at start-up failed: {result.detail}: running on the "
+                                  f"CPU; fix: {result.fix}; then retry from the page")
+        else:
+            log.error("the Edge TPU probe at start-up failed: %s; fix: %s", result.detail, result.fix)
 
     def _resolve(self, name: str) -> Path:
         return resolve_model(name, **self._where)

@@ -135,7 +135,7 @@ def facts(tmp_path) -> doctor.Facts:
         python="3.11.2", runtime=("ai-edge-litert", "2.3.0"), numpy="2.1.0", config_path=None,
         config_error=None, device="auto", source="picamera", gpio_wanted=True, data_dir=tmp_path,
         models_dir=tmp_path / "models", models=[("m", None)], edge_tpus=[], runtime_library=False,
-        delegate=None, videos=[], picamera2="0.3.19", libcamera_cameras=1,
+        probe=None, edgetpu_runtime=None, videos=[], picamera2="0.3.19", libcamera_cameras=1,
         gpiochips=[("/dev/gpiochip0", True)], user="appliance", user_groups=["appliance", "video", "gpio"],
         system_groups=["video", "gpio", "plugdev"], disk_free=10 * 2**30, service="active", throttled=0)
 
@@ -156,12 +156,13 @@ def test_edge_tpu_verdicts(facts):
     usb = EdgeTpu("usb", "/sys/bus/usb/devices/2-1", 5000)
     assert _with(facts, device="edgetpu")["edge tpu"].status == "fail"
     failed = _with(facts, edge_tpus=[usb], runtime_library=True,
-                   delegate="could not open the first Edge TPU: Failed to load delegate from libedgetpu.so.1")
+                   probe=(False, "the probe failed (could not open the first Edge TPU)", ""))
     assert failed["edge tpu"].status == "fail" and "replug" in failed["edge tpu"].fix
-    assert _with(facts, edge_tpus=[usb], runtime_library=True, delegate="ok")["edge tpu"].status == "ok"
+    computed = (True, "m_edgetpu.tflite computed the CPU's answer (class 89, within 1 step)", "")
+    assert _with(facts, edge_tpus=[usb], runtime_library=True, probe=computed)["edge tpu"].status == "ok"
     pci = EdgeTpu("pci", "/dev/apex_0", None)
-    busy = _with(facts, edge_tpus=[pci], runtime_library=True, delegate=None)["edge tpu"]
-    assert busy.status == "ok" and "service" in busy.detail
+    busy = _with(facts, edge_tpus=[pci], runtime_library=True, probe=None)["edge tpu"]
+    assert busy.status == "warn" and "service" in busy.detail  # never "ok" without a probe
     assert "coral usb" not in _with(facts, edge_tpus=[pci])
 
 

@@ -29,6 +29,7 @@ from appliance.inference.protocol import (
     slot_layout,
     slot_views,
 )
+from appliance.vision import preprocess
 from appliance.vision.model import Ran
 
 log = logging.getLogger(__name__)
@@ -44,17 +45,18 @@ class WorkerError(DeviceError):
 
 
 def exit_reason(exitcode: int | None) -> str:
-    """How a worker process ended, in words: "killed by SIGSEGV (segmentation fault)"."""
+    """How a worker process ended, in words that follow "the inference worker": "was killed by SIGSEGV
+    (segmentation fault)"."""
     if exitcode is None:
-        return "still running"
+        return "is still running"
     if exitcode < 0:
         try:
             sig = signal.Signals(-exitcode)
         except ValueError:
-            return f"killed by signal {-exitcode}"
+            return f"was killed by signal {-exitcode}"
         words = {signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "abort()",
                  signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction"}.get(sig, "")
-        return f"killed by {sig.name}" + (f" ({words})" if words else "")
+        return f"was killed by {sig.name}" + (f" ({words})" if words else "")
     return f"exited with status {exitcode}"
 
 
@@ -77,6 +79,18 @@ class _Slots:
             self._cond.notify()
 
 
+class _SlotInput:
+    """What preprocess.set_input writes into: a slot's input view, with the model's input facts."""
+
+    def __init__(self, info: ModelInfo, view: np.ndarray) -> None:
+        self.input_size = tuple(info.input_size)
+        self.input_detail = info.input_detail
+        self._view = view
+
+    def input_view(self) -> np.ndarray:
+        return self._view
+
+
 class Ticket:
     """One submitted inference: `wait` gives its Ran (outputs copied out) or raises WorkerError."""
 
@@ -96,7 +110,7 @@ class WorkerClient:
         self.result_timeout_s = result_timeout_s
         self.first_result_timeout_s = first_result_timeout_s
         self.models: list[ModelInfo] = []
-        self.died: str | None = None        # why it is no longer usable
+        self.died: str | None = None        # why it is no longer usable, after "the inference worker"
         self._answered: set[int] = set()    # models that have given one result (the first may be slow)
         self._requests = itertools.count(1)
         self._send_lock = threading.Lock()
@@ -121,14 +135,14 @@ class WorkerClient:
     # -- start ---------------------------------------------------------------------------------
     def _receive(self, timeout: float, doing: str) -> tuple:
         if not self._conn.poll(timeout):
-            self._kill(f"no answer within {timeout:.0f} s while {doing} (hung)")
+            self._kill(f"gave no answer within {timeout:.0f} s while {doing} (hung)")
             raise WorkerError(f"the inference worker {self.died}", RESTART_FIX)
         try:
             return self._conn.recv()
         except (EOFError, OSError):
             self.process.join(2.0)
             self.died = f"{exit_reason(self.process.exitcode)} while {doing}"
-            raise WorkerError(f"the inference worker was {self.died}", RESTART_FIX) from None
+            raise WorkerError(f"the inference worker {self.died}", RESTART_FIX) from None
 
     def _handshake(self, timeout: float) -> None:
         message = self._receive(timeout, "loading the models")
@@ -167,22 +181,21 @@ class WorkerClient:
 
     def _check(self) -> None:
         if not self.alive:
-            raise WorkerError(f"the inference worker is down ({self.died})", RESTART_FIX)
+            raise WorkerError(f"the inference worker {self.died}", RESTART_FIX)
 
-    def input_view(self, index: int, slot: int) -> np.ndarray:
-        return self._views[index][slot][0][0]
-
-    def submit(self, index: int, fill, *, model_name: str = "") -> Ticket:
-        """Take a free slot of model `index`, let `fill(view)` write the input, and send the request."""
+    def submit(self, index: int, rgb: np.ndarray, *, letterbox: bool = False) -> Ticket:
+        """Take a free slot of model `index`, write `rgb` into its input (preprocessed here, straight into
+        the shared memory) and send the request; `Ticket.wait()` gives the outputs."""
         self._check()
         timeout = self._timeout(index)
         slot = self._slots[index].take(timeout)
         if slot is None:
-            self._kill(f"no slot came free within {timeout:.0f} s (hung)")
+            self._kill(f"freed no input slot within {timeout:.0f} s (hung)")
             self._check()
         try:
             t0 = time.perf_counter()
-            scale = fill(self.input_view(index, slot))
+            target = _SlotInput(self.models[index], self._views[index][slot][0][0])
+            scale = preprocess.set_input(target, rgb, letterbox=letterbox)
             preprocess_ms = (time.perf_counter() - t0) * 1e3
             request = next(self._requests)
             with self._send_lock:
@@ -217,7 +230,7 @@ class WorkerClient:
                 self._check()
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self._kill(f"no result within {timeout:.1f} s (hung)")
+                    self._kill(f"gave no result within {timeout:.1f} s (hung)")
                     self._check()
                 if self._reading:
                     self._cond.wait(min(left, 0.5))
@@ -263,5 +276,5 @@ class WorkerClient:
                 self.process.kill()
                 self.process.join(1.0)
         if self.died is None:
-            self.died = "stopped"
+            self.died = "was stopped"
         self._conn.close()  # the slots are unmapped when the last view of them is gone

@@ -19,7 +19,7 @@ from appliance.errors import ApplianceError, ModelError
 from appliance.inference.child import describe_on_cpu
 from appliance.inference.client import RESTART_FIX, Ticket, WorkerClient, WorkerError
 from appliance.inference.protocol import ModelInfo, ModelSpec
-from appliance.vision import backends, preprocess
+from appliance.vision import backends
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class InferenceWorker:
                     self.failures_in_row = 0
                 continue
             if client is not None:
-                self._failed(WorkerError(f"the inference worker was {client.died}", RESTART_FIX), client)
+                self._failed(WorkerError(f"the inference worker {client.died}", RESTART_FIX), client)
                 with self._lock:
                     self._client = None
                 client.close()
@@ -148,6 +148,12 @@ class InferenceWorker:
         return (self.device == backends.AUTO and not self.fallback_reason
                 and self.failures_in_row >= self.settings.failures_before_fallback
                 and any(b.present() for b in backends.accelerators()))
+
+    def fall_back(self, reason: str) -> None:
+        """Run on the CPU from the next worker start on, for `reason` (e.g. the start-up probe failed)."""
+        self.fallback_reason = reason
+        log.warning("%s", reason)
+        self._changed()
 
     def _fall_back(self) -> None:
         labels = "/".join(b.label for b in backends.accelerators() if b.present())
@@ -287,33 +293,12 @@ class RemoteModel:
         return f"RemoteModel({self.role}, {self.path.name}, backend={self.backend})"
 
     def submit(self, rgb: np.ndarray, *, letterbox: bool = False) -> _RemotePending:
-        client, index, info = self._current()
-        target = _InputTarget(info)
-
-        def fill(view: np.ndarray):
-            target.view = view
-            try:
-                return preprocess.set_input(target, rgb, letterbox=letterbox)
-            finally:
-                target.view = None
-
+        client, index, _ = self._current()
         try:
-            return _RemotePending(self.worker, client.submit(index, fill))
+            return _RemotePending(self.worker, client.submit(index, rgb, letterbox=letterbox))
         except WorkerError as exc:
             self.worker.report(exc)
             raise
-
-
-class _InputTarget:
-    """What preprocess.set_input writes into: a slot's input view with the model's input facts."""
-
-    def __init__(self, info: ModelInfo) -> None:
-        self.input_size = tuple(info.input_size)
-        self.input_detail = info.input_detail
-        self.view: np.ndarray | None = None
-
-    def input_view(self) -> np.ndarray:
-        return self.view
 
 
 class _RemotePending:

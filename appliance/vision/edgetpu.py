@@ -5,6 +5,7 @@ import logging
 import os
 import platform
 import re
+import subprocess
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -81,6 +82,20 @@ def library_available(name: str | None = None) -> bool:
     except OSError:
         return False
     return True
+
+
+def library_description() -> str:
+    """Which libedgetpu would be loaded, and its Debian package and version where dpkg knows it."""
+    name = library_name()
+    if os.environ.get("APPLIANCE_EDGETPU_LIB"):
+        return f"libedgetpu {name} (APPLIANCE_EDGETPU_LIB)"
+    try:
+        done = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libedgetpu1-std",
+                               "libedgetpu1-max"], capture_output=True, text=True, timeout=5)
+        packages = [line for line in done.stdout.splitlines() if line.split()[1:]]
+    except (OSError, subprocess.TimeoutExpired):
+        packages = []
+    return f"libedgetpu {name} ({', '.join(packages) or 'no Debian package installed'})"
 
 
 def device_options(spec: str) -> dict[str, str]:

@@ -2,12 +2,15 @@
  *
  * ai-edge-litert's load_delegate(path, options) dlopens this file and calls
  * tflite_plugin_create_delegate(keys, values, n, report_error), then tflite_plugin_destroy_delegate.
- * What the delegate does is chosen per process by the environment variable FAKE_EDGETPU_MODE:
+ * What the delegate does is chosen at each call by FAKE_EDGETPU_MODE, or by the first word of the file
+ * FAKE_EDGETPU_MODE_FILE when that is set (so a test can change it while the appliance runs):
  *   works (default)  Prepare claims no nodes: the CPU runs the whole model, results are the CPU's
  *   fail             create returns NULL (the runtime raises ValueError: as a missing device does)
  *   segv             Prepare raises SIGSEGV (as libedgetpu built for another TensorFlow does)
  *   abort            Prepare calls abort() (libedgetpu's fatal logging on a USB fault)
  *   hang             Prepare never returns
+ * FAKE_EDGETPU_AT=create makes segv, abort and hang happen when the delegate is created instead of in
+ * Prepare (this runtime rejects a compiled model's edgetpu-custom-op before any delegate's Prepare).
  * FAKE_EDGETPU_LOG, when set, is a file each call appends one line to (so tests see it was used).
  * The struct layout is TfLiteDelegate's: data_, Prepare, CopyFromBufferHandle, CopyToBufferHandle,
  * FreeBufferHandle, flags (and newer fields we leave zero: the struct is over-allocated).
@@ -32,8 +35,27 @@ typedef struct FakeDelegate {
 } FakeDelegate;
 
 static const char* mode(void) {
+    static char from_file[32];
+    const char* path = getenv("FAKE_EDGETPU_MODE_FILE");
+    if (path && *path) {
+        FILE* f = fopen(path, "r");
+        if (f) {
+            int ok = fscanf(f, "%31s", from_file) == 1;
+            fclose(f);
+            if (ok) return from_file;
+        }
+    }
     const char* m = getenv("FAKE_EDGETPU_MODE");
     return m && *m ? m : "works";
+}
+
+static void misbehave(const char* where) {
+    const char* at = getenv("FAKE_EDGETPU_AT");
+    if (strcmp(at && *at ? at : "prepare", where) != 0) return;
+    const char* m = mode();
+    if (strcmp(m, "segv") == 0) raise(SIGSEGV);
+    if (strcmp(m, "abort") == 0) abort();
+    if (strcmp(m, "hang") == 0) for (;;) pause();
 }
 
 static void note(const char* what) {
@@ -49,10 +71,7 @@ static TfLiteStatus prepare(void* context, FakeDelegate* delegate) {
     (void)context;
     (void)delegate;
     note("prepare");
-    const char* m = mode();
-    if (strcmp(m, "segv") == 0) raise(SIGSEGV);
-    if (strcmp(m, "abort") == 0) abort();
-    if (strcmp(m, "hang") == 0) for (;;) pause();
+    misbehave("prepare");
     return 0; /* claim no nodes: the CPU kernels run everything */
 }
 
@@ -62,6 +81,7 @@ FakeDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n
     (void)values;
     (void)n;
     note("create");
+    misbehave("create");
     if (strcmp(mode(), "fail") == 0) {
         if (report_error) report_error("fake libedgetpu: failed to open the Edge TPU (FAKE_EDGETPU_MODE=fail)");
         return NULL;
