@@ -55,8 +55,9 @@ case "${1:-}" in
         ;;
     test)
         shift
-        # chromium: the page tests; systemd: systemd-analyze for the unit; shellcheck: install.sh
-        apt_install chromium systemd shellcheck
+        # chromium: the page tests; systemd: systemd-analyze for the unit; shellcheck: install.sh;
+        # gcc: the stand-in libedgetpu the Edge TPU tests compile
+        apt_install chromium systemd shellcheck gcc libc6-dev
         setup_venv "[test]"
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"

@@ -46,6 +46,7 @@ class VisionConfig:
     result_timeout_s: float = 5.0
     first_result_timeout_s: float = 30.0
     failures_before_fallback: int = 3
+    probe_at_start: bool = True
 
 
 @dataclass(frozen=True)

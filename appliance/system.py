@@ -67,7 +67,8 @@ class Models:
                                       first_result_timeout_s=v.first_result_timeout_s,
                                       failures_before_fallback=v.failures_before_fallback)
             self.worker = InferenceWorker(specs, v.device, settings)
-            if v.device != backends.CPU and any(b.present() for b in backends.accelerators()):
+            if (v.probe_at_start and v.device != backends.CPU
+                    and any(b.present() for b in backends.accelerators())):
                 self._probe_first(config)
             self.worker.start()
             loaded = {role: RemoteModel(self.worker, role) for role in roles}

@@ -16,7 +16,7 @@ import numpy as np
 
 from appliance.assets import PROBE_PHOTO
 from appliance.errors import ApplianceError
-from appliance.inference.client import WorkerClient
+from appliance.inference.client import WorkerClient, WorkerError
 from appliance.inference.protocol import ModelSpec
 from appliance.model_files import resolve_model
 from appliance.vision import backends, edgetpu
@@ -53,6 +53,14 @@ CRASH_FIX = ("`sudo ./install.sh --edgetpu` installs the matched pair (libedgetp
              "built from the same TensorFlow version); or run on the CPU with --device cpu")
 
 
+def _failed(exc: ApplianceError) -> ProbeResult:
+    """One line: what stopped the probe, the runtime and libedgetpu in play, and the fix (a crash or a
+    hang is the mismatched pair's signature; an error the runtime reported carries its own fix)."""
+    problem = " ".join(exc.problem.split())
+    fix = CRASH_FIX if isinstance(exc, WorkerError) or not exc.fix else exc.fix
+    return ProbeResult(False, f"the probe failed ({problem}); {runtime_line()}", fix, None)
+
+
 def probe_edgetpu(*, models_dir: Path, models_from: str | None = None, device_spec: str = "",
                   timeout_s: float = 30.0) -> ProbeResult:
     """Run the probe model on the Edge TPU in a worker process and judge it against the CPU twin."""
@@ -72,13 +80,13 @@ def probe_edgetpu(*, models_dir: Path, models_from: str | None = None, device_sp
                               start_timeout_s=timeout_s, result_timeout_s=timeout_s,
                               first_result_timeout_s=timeout_s)
     except ApplianceError as exc:
-        return ProbeResult(False, f"the probe failed ({exc.problem}); {runtime_line()}", CRASH_FIX, None)
+        return _failed(exc)
     try:
         runs = []
         for _ in range(INVOKES):
             runs.append(client.submit(0, rgb).wait())
     except ApplianceError as exc:
-        return ProbeResult(False, f"the probe failed ({exc.problem}); {runtime_line()}", CRASH_FIX, None)
+        return _failed(exc)
     finally:
         client.close()
     invoke_ms = statistics.median(r.invoke_ms for r in runs[1:])  # the first loads the model onto it

@@ -135,4 +135,4 @@ def load_delegate(spec: str = "", *, load, attempts: int = 3, delay_s: float = 1
             if attempt < attempts:
                 time.sleep(delay_s)
     which = spec or "the first Edge TPU"
-    raise DeviceError(f"could not open {which}: {last}", NO_TPU_FIX)
+    raise DeviceError(f"could not open {which}: {' '.join(str(last).split())}", NO_TPU_FIX)
