@@ -36,9 +36,31 @@ def test_mode_must_fit_the_model(models_dir):
 def test_bench_command_json(models_dir, images_dir, capsys):
     code = main(["bench", "--model", str(models_dir / "ssd_mobilenet_v1_coco_quant_2018_06_29_detect.tflite"),
                  "--source", str(images_dir / "kite_and_cold.jpg"), "--seconds", "1", "--device", "cpu",
-                 "--json"])
+                 "--in-process", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("pipeline_fps", "invoke_fps", "ratio", "stages_ms", "dropped_frames", "peak_rss_mb"):
         assert key in report
     assert report["mode"] == "detect" and report["inferences"] > 0
+
+
+def test_bench_through_the_worker_reports_the_process_hop(models_dir, capsys):
+    code = main(["bench", "--model", str(models_dir / TINY), "--source", "demo", "--seconds", "1",
+                 "--device", "cpu", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["inference"] == "worker process" and report["inferences"] > 5
+    hop = report["process_hop"]
+    assert hop["worker_call_ms"] > 0 and hop["in_process_call_ms"] > 0
+    assert hop["hop_ms"] == pytest.approx(hop["worker_call_ms"] - hop["in_process_call_ms"], abs=0.002)
+
+
+def test_bench_with_a_simulated_edge_tpu(models_dir, capsys):
+    code = main(["bench", "--model", str(models_dir / TINY), "--source", "demo", "--seconds", "1",
+                 "--simulate-edgetpu-ms", "20", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "simulated Edge TPU" and report["simulated_max_fps"] == 50.0
+    # a 20 ms sleep bounds the rate from above whatever the machine does: proof the sleep replaced invoke
+    assert 0 < report["pipeline_fps"] <= 50.0 and report["stages_ms"]["invoke"] >= 19.0
+    assert report["ratio_to_simulated_max"] == pytest.approx(report["pipeline_fps"] / 50.0, abs=0.01)
