@@ -21,6 +21,7 @@ from pathlib import Path
 
 from appliance.errors import ModelError
 from appliance.paths import MANIFEST_PATH, default_data_dir, shared_models_dir
+from appliance.vision import backends
 
 ENV_MODELS_FROM = "APPLIANCE_MODELS_FROM"
 DOWNLOAD_TIMEOUT_S = 30.0
@@ -239,7 +240,7 @@ def labels_for_model(model_path, *, kind: str | None = None, classes: int | None
                      manifest: dict[str, ModelEntry] | None = None) -> str | None:
     """The label file that goes with a model: the manifest's, or ImageNet's for a 1001-class classifier."""
     name = Path(model_path).name
-    entry = find_entry(name, manifest) or find_entry(name.replace("_edgetpu", ""), manifest)
+    entry = find_entry(name, manifest) or find_entry(backends.twin_name(name, backends.CPU), manifest)
     if entry is not None and entry.labels:
         return entry.labels
     if kind == "classifier" and classes == 1001:
@@ -271,7 +272,8 @@ def default_names(config=None, manifest: dict[str, ModelEntry] | None = None) ->
     required = list(dict.fromkeys(required))
     optional = []
     for name in required:
-        twin = find_entry(name.removesuffix(".tflite") + "_edgetpu", manifest)
-        if twin is not None and twin.name not in required:
-            optional.append(twin.name)
+        for accelerator in backends.accelerators():
+            twin = find_entry(backends.twin_name(name, accelerator.name), manifest)
+            if twin is not None and twin.name not in required:
+                optional.append(twin.name)
     return required, optional

@@ -167,12 +167,14 @@ class System:
                                            self.events)
         if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
             self.teacher.region = main_object_crop(self.models.detector, r.detect_threshold)
+        self._runtime = backends.runtime_status(self.models.backend)  # asks dpkg: once, not per status
         if self.models.worker is not None:
             self.models.worker.on_change = self._backend_changed
 
     def _backend_changed(self) -> None:
         """The worker restarted or fell back: the page, /api/status and /metrics show it at once."""
         self.stats.configure(backend=self.models.backend, backend_warning=self.models.warning)
+        self._runtime = backends.runtime_status(self.models.backend)
         self.events.publish("status", self.status())
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -286,6 +288,7 @@ class System:
             "events_dropped": self.events.dropped,
             "models": {m.kind: m.path.name for m in self.models.all()},
             "backend_label": backends.label(snap.get("backend", "")),
+            "runtime": self._runtime,
             "backend_fallback": bool(self.models.worker is not None and self.models.worker.fallback_reason),
             "inference_worker": (self.models.worker.status() if self.models.worker is not None
                                  else {"alive": True, "restarts": 0, "last_error": None, "in_process": True}),

@@ -25,6 +25,7 @@ import numpy as np
 from appliance.learning.heads import fit_head
 from appliance.learning.openset import sample_index
 from appliance.paths import REPO_ROOT
+from appliance.vision import backends
 
 DEFAULT_FLOWERS = REPO_ROOT.parent / "shared" / "data" / "flowers"
 DEFAULT_UNRELATED = REPO_ROOT.parent / "shared" / "images"
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flowers", type=Path, default=DEFAULT_FLOWERS,
                         help="one folder of photos per class")
     parser.add_argument("--model", default=EMBEDDER, help="embedding extractor (path or manifest name)")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--device", default="cpu", choices=backends.device_choices())
     parser.add_argument("--splits", type=int, default=20, metavar="N", help="random splits per shot count")
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10, 20])
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS)

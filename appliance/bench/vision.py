@@ -18,6 +18,7 @@ import numpy as np
 from appliance import model_files
 from appliance.errors import ApplianceError
 from appliance.paths import REPO_ROOT
+from appliance.vision import backends
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.bench.vision",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="model path or manifest name (repeatable)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--device", default="auto", choices=backends.device_choices())
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     parser.add_argument("--models-dir", type=Path, help="default: the configured models folder")

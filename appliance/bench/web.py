@@ -24,6 +24,7 @@ from pathlib import Path
 
 from appliance.config import apply_overrides, demo_config
 from appliance.paths import REPO_ROOT, shared_models_dir
+from appliance.vision import backends
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="camera source (default: ../shared/images beside the checkout, else demo)")
     parser.add_argument("--unthrottled", action="store_true",
                         help="let the source go as fast as inference can (CPU-bound loop: the harshest case)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--device", default="auto", choices=backends.device_choices())
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     result = run_bench(args.viewers, args.seconds, args.source, not args.unthrottled, args.device)

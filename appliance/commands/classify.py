@@ -8,6 +8,7 @@ from pathlib import Path
 
 from appliance.commands.models import add_location_flags, load_settings
 from appliance.errors import ApplianceError, ModelError, StoreError
+from appliance.vision import backends
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, labels: bool = True) -> None:
@@ -15,7 +16,7 @@ def add_model_flags(parser: argparse.ArgumentParser, *, labels: bool = True) -> 
     if labels:
         parser.add_argument("--labels", metavar="L",
                             help="label file path or name (default: the one that goes with the model)")
-    parser.add_argument("--device", choices=("auto", "cpu", "edgetpu"),
+    parser.add_argument("--device", choices=backends.device_choices(),
                         help="where to run (default: the config's vision.device, auto)")
     parser.add_argument("--edgetpu-device", metavar="SPEC", help="usb, usb:N, pci, pci:N or :N")
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")

@@ -6,6 +6,8 @@ import signal
 import threading
 from pathlib import Path
 
+from appliance.vision import backends
+
 log = logging.getLogger("appliance.run")
 
 
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--host", metavar="H", help="web page address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, metavar="P", help="web page port (default 8080)")
     parser.add_argument("--data-dir", type=Path, metavar="D", help="class store and model cache folder")
-    parser.add_argument("--device", choices=("auto", "cpu", "edgetpu"), help="where models run")
+    parser.add_argument("--device", choices=backends.device_choices(), help="where models run")
     parser.add_argument("--demo", action="store_true",
                         help="demo source, mock buttons, CPU, page on 127.0.0.1:8080, per-user data folder")
     parser.add_argument("--check-config", action="store_true",

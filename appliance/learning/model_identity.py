@@ -9,6 +9,8 @@ give the same embeddings), and, when both carry a sha256 of the same file name, 
 import hashlib
 from pathlib import Path
 
+from appliance.vision import backends
+
 _SHA = " sha256:"
 
 
@@ -31,15 +33,15 @@ def _split(identity: str) -> tuple[str, str | None]:
 
 
 def base_name(identity: str) -> str:
-    """The model's name without folder, extension and "_edgetpu": what the user recognises."""
-    return _split(identity)[0].removesuffix("_edgetpu")
+    """The model's name without folder, extension and accelerator suffix: what the user recognises."""
+    return backends.twin_name(_split(identity)[0], backends.CPU)
 
 
 def same_model(a: str, b: str) -> bool:
     """True when embeddings from model `a` can be compared with embeddings from model `b`."""
     name_a, sha_a = _split(a)
     name_b, sha_b = _split(b)
-    if name_a.removesuffix("_edgetpu") != name_b.removesuffix("_edgetpu"):
+    if backends.twin_name(name_a, backends.CPU) != backends.twin_name(name_b, backends.CPU):
         return False
     if name_a == name_b and sha_a and sha_b:
         return sha_a == sha_b

@@ -187,12 +187,9 @@ def _make_interpreter(path: Path, backend: backends.Backend, delegates: list, nu
 
 
 def twin_for(path: Path, backend_name: str) -> Path:
-    """The model compiled for a backend beside `path` (its CPU twin for "cpu"): file names per backend."""
-    path, backend = Path(path), backends.get(backend_name)
-    stem = path.stem
-    for accelerator in backends.accelerators():
-        stem = stem.removesuffix(accelerator.model_suffix)
-    return path.with_name(stem + backend.model_suffix + path.suffix)
+    """The model compiled for a backend beside `path` (its CPU twin for "cpu")."""
+    path = Path(path)
+    return path.with_name(backends.twin_name(path.name, backend_name))
 
 
 def choose_backend(path: Path, data: bytes, device: str, spec: str = "") -> tuple[Path, backends.Backend,

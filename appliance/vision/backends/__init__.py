@@ -6,11 +6,12 @@ Adding an accelerator is one new module with a `BACKEND` and one line in `_MODUL
 from __future__ import annotations
 
 from appliance.errors import DeviceError
+from appliance.vision import edgetpu as edgetpu_hardware  # not "edgetpu": that is the submodule's name here
 from appliance.vision.backends import cpu, edgetpu
 from appliance.vision.backends.base import Backend, RuntimeInfo
 
 __all__ = ["Backend", "RuntimeInfo", "AUTO", "REGISTRY", "device_choices", "get", "accelerators",
-           "compiled_for", "label"]
+           "compiled_for", "label", "twin_name", "runtime_status"]
 
 AUTO = "auto"
 _MODULES = (edgetpu, cpu)  # "auto" tries the accelerators in this order, the CPU last
@@ -41,6 +42,27 @@ def compiled_for(data: bytes, path_stem: str = "") -> Backend | None:
         if named or backend.compiled_marker in data:
             return backend
     return None
+
+
+def twin_name(name: str, backend_name: str) -> str:
+    """A model's file (or manifest) name for a backend: ("m.tflite", "edgetpu") -> "m_edgetpu.tflite",
+    ("m_edgetpu", "cpu") -> "m". The naming each backend's compiler uses."""
+    stem, ext = (name[:-len(".tflite")], ".tflite") if name.endswith(".tflite") else (name, "")
+    for accelerator in accelerators():
+        stem = stem.removesuffix(accelerator.model_suffix)
+    return stem + get(backend_name).model_suffix + ext
+
+
+def runtime_status(name: str) -> dict:
+    """What /api/status, /metrics and doctor say of the runtime a backend uses: the TFLite runtime module,
+    its version, the TensorFlow version it was built from where known, and the delegate library."""
+    backend = get(name)
+    runtime = backend.runtime()
+    module, version = (runtime.module, runtime.version) if runtime else (None, None)
+    # tflite_runtime is versioned as the TensorFlow it was built from; ai-edge-litert is not
+    tensorflow = version if module == "tflite_runtime" else None
+    library = edgetpu_hardware.library_description() if backend.hardware is not None else None
+    return {"name": module, "version": version, "tensorflow": tensorflow, "delegate": library}
 
 
 def label(name: str) -> str:
