@@ -2,6 +2,7 @@
 rule that keeps Coral's libedgetpu 16.0 (TF 2.5) away from runtimes newer than 2.11, and what is installed.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -172,9 +173,11 @@ def test_installed_info_on_this_machine_reads_dpkg_and_the_venv_for_real(manifes
 
 
 def _script(*args: str) -> subprocess.CompletedProcess:
-    """As install.sh runs it: a bare interpreter (-I -S: no site-packages, so no appliance package)."""
-    return subprocess.run([sys.executable, "-I", "-S", str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=30)
+    """As install.sh runs it, by path, with a bare interpreter: -S (no site-packages), so no appliance
+    package and nothing but the standard library (and the script's own folder, first on sys.path)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    return subprocess.run([sys.executable, "-S", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=30, env=env)
 
 
 def test_script_prints_shell_safe_lines_that_bash_can_eval():
