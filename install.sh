@@ -340,7 +340,9 @@ install_edgetpu_runtime() {  # the pair's runtime wheel goes into the venv, whic
         pip_args+=(--constraint "$ETPU_CONSTRAINTS")
     fi
     act "pip install $ETPU_RUNTIME $ETPU_RUNTIME_VERSION (built from TensorFlow $ETPU_TF_VERSION) into the venv${ETPU_NUMPY_CONSTRAINT:+, $ETPU_NUMPY_CONSTRAINT}: ${ETPU_WHEEL_URL##*/}" \
-        "$VENV/bin/python" -m pip install --quiet ${pip_args[@]+"${pip_args[@]}"} "$(cached "$ETPU_WHEEL_URL")"
+        "$VENV/bin/python" -m pip install --quiet ${pip_args[@]+"${pip_args[@]}"} "$(cached "$ETPU_WHEEL_URL")" \
+        || die "pip could not install $(cached "$ETPU_WHEEL_URL") into ${VENV#"$ROOT"}" \
+               "see pip's message above; check the network (its dependencies come from PyPI) and run this installer again"
     [ "$DRY" = 1 ] || printf '%s\n' "$ETPU_WHEEL_URL $ETPU_NUMPY_CONSTRAINT" >"$ETPU_STAMP"
     CODE_CHANGED=1
 }
@@ -540,7 +542,7 @@ uninstall() {
             say "kept: ${dir#"$ROOT"} (taught classes, models, config; --uninstall --purge removes it)"
         fi
     done
-    say "kept: apt packages (python3-*, libedgetpu1-std) and Coral's apt repository"
+    say "kept: apt packages (python3-*, the libedgetpu .deb)"
 }
 
 main() {
