@@ -272,7 +272,7 @@ install_libedgetpu() {  # returns 0 when it (re)installed the .deb
     fi
     act "install $ETPU_DEB_PACKAGE $ETPU_DEB_VERSION (built from TensorFlow $ETPU_TF_VERSION)${current:+ over $current}" \
         env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(cached "$ETPU_DEB_URL")" \
-        || die "apt-get could not install $(cached "$ETPU_DEB_URL")" \
+        || die "apt-get could not install ${ETPU_DEB_URL##*/}" \
                "see apt's message above; run sudo apt-get -f install, then this installer again"
 }
 
@@ -341,7 +341,7 @@ install_edgetpu_runtime() {  # the pair's runtime wheel goes into the venv, whic
     fi
     act "pip install $ETPU_RUNTIME $ETPU_RUNTIME_VERSION (built from TensorFlow $ETPU_TF_VERSION) into the venv${ETPU_NUMPY_CONSTRAINT:+, $ETPU_NUMPY_CONSTRAINT}: ${ETPU_WHEEL_URL##*/}" \
         "$VENV/bin/python" -m pip install --quiet ${pip_args[@]+"${pip_args[@]}"} "$(cached "$ETPU_WHEEL_URL")" \
-        || die "pip could not install $(cached "$ETPU_WHEEL_URL") into ${VENV#"$ROOT"}" \
+        || die "pip could not install ${ETPU_WHEEL_URL##*/} into ${VENV#"$ROOT"}" \
                "see pip's message above; check the network (its dependencies come from PyPI) and run this installer again"
     [ "$DRY" = 1 ] || printf '%s\n' "$ETPU_WHEEL_URL $ETPU_NUMPY_CONSTRAINT" >"$ETPU_STAMP"
     CODE_CHANGED=1

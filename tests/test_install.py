@@ -425,14 +425,32 @@ def test_a_download_whose_sha256_differs_from_the_pin_is_refused(tmp_path, check
     assert not (box.root / "opt/appliance/venv").exists()
 
 
-def test_an_earlier_installs_coral_apt_repository_is_removed(tmp_path, checkout):
+def test_an_earlier_installs_coral_repository_and_libedgetpu_16_0_are_replaced(tmp_path, checkout):
+    """What earlier versions of install.sh left: Coral's apt repository and its libedgetpu1-std 16.0."""
     box = Box(tmp_path, checkout)
     listing = box.root / "etc/apt/sources.list.d/coral-edgetpu.list"
     listing.parent.mkdir(parents=True)
     listing.write_text("deb [signed-by=/etc/apt/keyrings/coral-edgetpu.gpg] "
                        "https://packages.cloud.google.com/apt coral-edgetpu-stable main\n")
+    (box.state / "installed").write_text("libedgetpu1-std\n")
+    (box.state / "versions").write_text("libedgetpu1-std 16.0\n")
     proc = box.run("--dry-run")
+    assert proc.returncode == 0, proc.stderr
     assert "would: remove Coral's apt repository (its libedgetpu 16.0 is built from TF 2.5" in proc.stdout
+    assert "would: install libedgetpu1-std 16.0tf2.17.1-1 (built from TensorFlow 2.17.1) over 16.0" \
+        in proc.stdout
+    _needs_builder()
+    # for real: the curl stand-in's "wheel" is text, so pip fails at the last Edge TPU step and says so
+    proc = box.run("--edgetpu")
+    deb_url, wheel_url = PAIRS[("bookworm", "3.11", "arm64")]
+    deb = box.root / "opt/appliance/edgetpu-runtime" / deb_url.rsplit("/", 1)[1]
+    assert f"apt-get install -y -qq --no-install-recommends {deb}" in box.calls()
+    assert not listing.exists()
+    assert "libedgetpu1-std 16.0tf2.17.1-1.bookworm" in (box.state / "versions").read_text()
+    assert proc.returncode == 1
+    assert f"install.sh: pip could not install {wheel_url.rsplit('/', 1)[1]} into /opt/appliance/venv" \
+        in proc.stderr
+    assert "fix: see pip's message above" in proc.stderr
 
 
 def test_shellcheck_is_clean():
