@@ -373,6 +373,18 @@ def test_each_platform_gets_its_pair_through_install_sh(tmp_path, checkout, cell
            f"{wheel_url.rsplit('/', 1)[1]}" in proc.stdout
     assert ("weak evidence" in proc.stdout) == (codename == "trixie")
     assert box.changing_calls() == []
+    # for real, stopped right after the Edge TPU step (the next one, useradd, is made to fail)
+    proc = box.run(FAKE_ARCH=arch, FAKE_FAIL="useradd", **env)
+    assert proc.returncode == 1 and box.calls()[-1] == "useradd --system --user-group --home-dir " \
+        "/var/lib/appliance --no-create-home --shell /usr/sbin/nologin appliance"
+    cache = box.root / "opt/appliance/edgetpu-runtime"
+    deb, wheel = (cache / url.rsplit("/", 1)[1] for url in (deb_url, wheel_url))
+    edgetpu_calls = [c for c in box.changing_calls() if "edgetpu" in c or c.startswith("udevadm")]
+    assert edgetpu_calls == [f"curl -fsSL --retry 3 -o {deb}.part {deb_url}",
+                             f"curl -fsSL --retry 3 -o {wheel}.part {wheel_url}",
+                             f"apt-get install -y -qq --no-install-recommends {deb}",
+                             "udevadm control --reload-rules", "udevadm trigger --subsystem-match=usb"]
+    assert deb.is_file() and wheel.is_file()
 
 
 def test_a_platform_without_a_pair_stays_on_the_cpu_or_refuses_an_explicit_flag(tmp_path, checkout):

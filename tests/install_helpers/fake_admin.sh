@@ -6,6 +6,7 @@
 set -euo pipefail
 name=$(basename "$0")
 printf '%s\n' "$name${*:+ $*}" >>"$FAKE_LOG"
+[ "${FAKE_FAIL:-}" = "$name" ] && exit 1  # a test can make one command fail, to stop install.sh there
 state=$FAKE_STATE
 mkdir -p "$state"
 touch "$state/passwd" "$state/group" "$state/installed" "$state/versions"
