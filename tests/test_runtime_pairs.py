@@ -122,6 +122,8 @@ def test_a_manifest_that_pairs_corals_16_0_with_a_newer_runtime_is_refused(manif
     with pytest.raises(rp.PairError, match="several TF versions"):
         rp.parse_manifest({"rule": [coral], "pair": [_raw_pair(runtime_version="2.16.1",
                                                                runtime_tf_version="2.16.1")]})
+    with pytest.raises(rp.PairError, match="several TF versions"):  # 16.0tf2.16.1 says TF 2.16.1
+        rp.parse_manifest({"rule": [coral], "pair": [_raw_pair(deb_version="16.0tf2.16.1-1")]})
     assert rp.parse_manifest({"rule": [coral], "pair": [_raw_pair()]}).pairs[0].tf_version == "2.17.1"
 
 

@@ -158,13 +158,14 @@ def pair_problem(deb_version: str, runtime: str, runtime_version: str, rules: tu
 
 
 def check_pair(pair: Pair, rules: tuple[Rule, ...]) -> None:
-    """A manifest pair must be built from one TF version and break no rule; raise PairError otherwise."""
-    declared = {pair.tf_version, pair.deb_tf_version, pair.runtime_tf_version}
-    problem = None
-    if len(declared) != 1:
-        problem = f"the pair for {pair.platform} names several TF versions: {sorted(declared)}"
-    else:
-        problem = pair_problem(pair.deb_version, pair.runtime, pair.runtime_version, rules)
+    """A manifest pair must break no rule and be built from one TF version (as declared, and as its version
+    strings say where they do); raise PairError otherwise."""
+    derived = {libedgetpu_tf_version(pair.deb_version, rules), runtime_tf_version(pair.runtime,
+                                                                                   pair.runtime_version)}
+    problem = rule_violation(pair.deb_version, pair.runtime, pair.runtime_tf_version, rules)
+    named = {pair.tf_version, pair.deb_tf_version, pair.runtime_tf_version} | (derived - {None})
+    if not problem and len(named) != 1:
+        problem = f"the pair for {pair.platform} names several TF versions: {sorted(named)}"
     if problem:
         raise PairError(f"edgetpu_runtime.toml: {problem}",
                         "fix the manifest: both halves of a pair must be built from the same TensorFlow")
