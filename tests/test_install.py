@@ -437,6 +437,17 @@ def test_a_download_whose_sha256_differs_from_the_pin_is_refused(tmp_path, check
     assert not (box.root / "opt/appliance/venv").exists()
 
 
+def test_a_failed_download_stops_before_anything_of_the_pair_is_installed(tmp_path, checkout):
+    box = Box(tmp_path, checkout)
+    proc = box.run("--edgetpu", FAKE_FAIL="curl")
+    deb_url = PAIRS[("bookworm", "3.11", "arm64")][0]
+    assert proc.returncode == 1
+    assert f"install.sh: could not download {deb_url}" in proc.stderr
+    assert "fix: check the network" in proc.stderr
+    assert not any(".deb" in c for c in box.calls() if c.startswith("apt-get"))
+    assert not (box.root / "opt/appliance/edgetpu-runtime" / deb_url.rsplit("/", 1)[1]).exists()
+
+
 def test_an_earlier_installs_coral_repository_and_libedgetpu_16_0_are_replaced(tmp_path, checkout):
     """What earlier versions of install.sh left: Coral's apt repository and its libedgetpu1-std 16.0."""
     box = Box(tmp_path, checkout)
