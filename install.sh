@@ -3,7 +3,7 @@
 #   sudo ./install.sh [--edgetpu] [--models-from DIR] [--no-start] [--dry-run]
 #   sudo ./install.sh --uninstall [--purge] [--dry-run]
 #
-#   --edgetpu          install the Edge TPU runtime (also done when a Coral is plugged in / /dev/apex_* exists)
+#   --edgetpu          install the Edge TPU runtime pair (also done when a Coral is plugged in / /dev/apex_* exists)
 #   --models-from DIR  copy the models from DIR (hash-checked) instead of downloading them (offline installs)
 #   --no-start         install and enable the service, but do not start it now
 #   --dry-run          print every action without doing any
@@ -44,10 +44,9 @@ UNIT=$ROOT/etc/systemd/system/$SERVICE
 BIN_LINK=$ROOT/usr/local/bin/appliance
 CONSTRAINTS=$OPT_DIR/pip-constraints.txt
 UDEV_RULE=$ROOT/etc/udev/rules.d/99-coral-edgetpu.rules
-PKG_UDEV_RULES=("$ROOT/lib/udev/rules.d/60-libedgetpu1-std.rules" "$ROOT/usr/lib/udev/rules.d/60-libedgetpu1-std.rules")
-CORAL_LIST=$ROOT/etc/apt/sources.list.d/coral-edgetpu.list
+PKG_UDEV_RULES=("$ROOT"/lib/udev/rules.d/60-libedgetpu1-{std,max}.rules "$ROOT"/usr/lib/udev/rules.d/60-libedgetpu1-{std,max}.rules)
+CORAL_LIST=$ROOT/etc/apt/sources.list.d/coral-edgetpu.list  # written by earlier versions; now removed
 CORAL_KEYRING=/etc/apt/keyrings/coral-edgetpu.gpg
-CORAL_KEY_URL=https://packages.cloud.google.com/apt/doc/apt-key.gpg
 CORAL_REPO="deb [signed-by=$CORAL_KEYRING] https://packages.cloud.google.com/apt coral-edgetpu-stable main"
 GROUPS_WANTED=(video gpio plugdev apex)
 # What the copy of the checkout holds (the models manifest lives in models/, found beside the package).
@@ -206,12 +205,86 @@ write_file() {  # write_file PATH MODE CONTENT: (re)write when the content diffe
     act "write ${path#"$ROOT"}" install -D -m "$mode" /dev/stdin "$path" <<<"$content"
 }
 
-fetch_coral_key() {
-    mkdir -p "$(dirname "$ROOT$CORAL_KEYRING")"
-    curl -fsSL "$CORAL_KEY_URL" | gpg --dearmor --yes -o "$ROOT$CORAL_KEYRING"
+# The pair: a libedgetpu .deb and a TFLite runtime wheel built from the same TensorFlow, pinned per
+# platform in appliance/vision/edgetpu_runtime.toml with the public evidence for it. Coral's apt
+# libedgetpu1-std 16.0 is built from TF 2.5 and crashes under runtimes newer than 2.11: no longer installed.
+# Without a Coral nothing of this is installed and ai-edge-litert from PyPI stays the CPU runtime.
+PAIRS_SCRIPT=appliance/vision/runtime_pairs.py
+ETPU_CACHE=$OPT_DIR/edgetpu-runtime
+ETPU_CONSTRAINTS=$OPT_DIR/edgetpu-constraints.txt
+ETPU_SELECTED=0 ETPU_EXPLICIT=0
+
+select_edgetpu_pair() {  # sets the ETPU_* variables for this OS, Python and architecture, or explains why not
+    local pyver out problem fix
+    pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    if out=$("$PYTHON" "$CHECKOUT/$PAIRS_SCRIPT" --os-codename "$(os_field VERSION_CODENAME)" --python "$pyver" \
+        --arch "$(dpkg --print-architecture 2>/dev/null || true)" 2>&1) && [[ "$out" == *ETPU_PLATFORM=* ]]; then
+        eval "$out"
+        return 0
+    fi
+    problem=$(sed -n 's/^runtime_pairs: //p' <<<"$out") fix=$(sed -n 's/^  fix: //p' <<<"$out")
+    problem=${problem:-$PYTHON could not run $PAIRS_SCRIPT to choose the runtime pair${out:+: $out}}
+    [ "$ETPU_EXPLICIT" = 1 ] && die "--edgetpu: $problem" "$fix"
+    say "warn: a Coral is present, but $problem"
+    [ -n "$fix" ] && say "  fix: $fix"
+    say "ok: skipping the Edge TPU runtime: the appliance runs on the CPU (ai-edge-litert)"
+    return 1
+}
+
+installed_version() {  # installed_version PKG: its version, empty when not installed
+    dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
+}
+cached() { printf '%s/%s' "$ETPU_CACHE" "${1##*/}"; }  # cached URL: where its download is kept
+download() {  # download URL FILE: via FILE.part, so an interrupted download is never taken for a whole one
+    mkdir -p "$(dirname "$2")"
+    curl -fsSL --retry 3 -o "$2.part" "$1" && mv "$2.part" "$2"
+}
+
+fetch_asset() {  # fetch_asset URL SHA256: download once into the cache; check the sha256 when one is pinned
+    local url=$1 want=$2 file got fresh=0
+    file=$(cached "$url")
+    if [ ! -f "$file" ]; then
+        act "download $url" download "$url" "$file" \
+            || die "could not download $url" "check the network and run again (the pair is pinned in $PAIRS_SCRIPT's manifest)"
+        [ "$DRY" = 1 ] && return 0
+        fresh=1
+    fi
+    got=$(sha256sum <"$file" | cut -d' ' -f1)
+    if [ -n "$want" ] && [ "$got" != "$want" ]; then
+        rm -f "$file"
+        die "sha256 mismatch for ${file##*/}: the manifest pins $want, the download is $got (removed it)" \
+            "do not install it: the release asset changed or the download was altered; run again later, and if it persists report it (appliance/vision/edgetpu_runtime.toml)"
+    elif [ -n "$want" ]; then
+        say "ok: sha256 verified: ${file##*/}"
+    elif [ "$fresh" = 1 ]; then
+        say "note: no sha256 is published for ${file##*/}: not hash-checked (HTTPS only); it has sha256 $got"
+    else
+        ok "downloaded: ${file##*/} (sha256 $got; none is published to check it against)"
+    fi
+}
+
+install_libedgetpu() {  # returns 0 when it (re)installed the .deb
+    local current
+    current=$(installed_version "$ETPU_DEB_PACKAGE")
+    if [ -n "$current" ] && [[ "$current" == "$ETPU_DEB_VERSION"* ]]; then
+        ok "installed: $ETPU_DEB_PACKAGE $current (built from TensorFlow $ETPU_TF_VERSION)"
+        return 1
+    fi
+    act "install $ETPU_DEB_PACKAGE $ETPU_DEB_VERSION (built from TensorFlow $ETPU_TF_VERSION)${current:+ over $current}" \
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$(cached "$ETPU_DEB_URL")" \
+        || die "apt-get could not install ${ETPU_DEB_URL##*/}" \
+               "see apt's message above; run sudo apt-get -f install, then this installer again"
+}
+
+forget_coral_apt_repo() {  # earlier versions added Coral's apt repository for its libedgetpu 16.0 (TF 2.5)
+    if [ -f "$CORAL_LIST" ] && [ "$(cat "$CORAL_LIST")" = "$CORAL_REPO" ]; then
+        act "remove Coral's apt repository (its libedgetpu 16.0 is built from TF 2.5; a matched pair replaces it)" \
+            rm -f "$CORAL_LIST" "$ROOT$CORAL_KEYRING"
+    fi
 }
 
 install_edgetpu() {
+    [ "$EDGETPU" = 1 ] && ETPU_EXPLICIT=1
     if [ "$EDGETPU" = 0 ]; then
         if coral_on_usb; then say "ok: Coral USB Accelerator found"; EDGETPU=1
         elif coral_on_pcie; then say "ok: PCIe/M.2 Coral found (/dev/apex_*)"; EDGETPU=1
@@ -226,15 +299,21 @@ install_edgetpu() {
         say "ok: no Coral found: skipping the Edge TPU runtime (plug one in and run again, or use --edgetpu)"
         return 0
     fi
-    if [ -s "$ROOT$CORAL_KEYRING" ]; then ok "present: Coral apt key"; else
-        act "fetch Coral's apt key to $CORAL_KEYRING" fetch_coral_key
-    fi
-    if write_file "$CORAL_LIST" 0644 "$CORAL_REPO"; then APT_UPDATED=0; fi
-    apt_install libedgetpu1-std
-    local rule
+    select_edgetpu_pair || return 0
+    ETPU_SELECTED=1
+    say "ok: Edge TPU runtime for $ETPU_PLATFORM: $ETPU_DEB_PACKAGE $ETPU_DEB_VERSION + $ETPU_RUNTIME $ETPU_RUNTIME_VERSION, both built from TensorFlow $ETPU_TF_VERSION"
+    say "  why this pair ($ETPU_EVIDENCE_STRENGTH evidence): $ETPU_EVIDENCE"
+    # both downloads are checked before anything is installed
+    [[ "$(installed_version "$ETPU_DEB_PACKAGE")" == "$ETPU_DEB_VERSION"* ]] || fetch_asset "$ETPU_DEB_URL" "$ETPU_DEB_SHA256"
+    runtime_installed || fetch_asset "$ETPU_WHEEL_URL" "$ETPU_WHEEL_SHA256"
+    local changed=0 rule
+    if install_libedgetpu; then changed=1; fi
     for rule in "${PKG_UDEV_RULES[@]}"; do
         if [ -f "$rule" ]; then
-            say "ok: libedgetpu1-std installed its udev rule (${rule#"$ROOT"})"
+            say "ok: $ETPU_DEB_PACKAGE installed its udev rule (${rule#"$ROOT"})"
+            if [ "$changed" = 1 ]; then
+                act "apply udev rules to plugged-in devices" udevadm trigger --subsystem-match=usb
+            fi
             return 0
         fi
     done
@@ -242,6 +321,30 @@ install_edgetpu() {
         act "reload udev rules" udevadm control --reload-rules
         act "apply udev rules to plugged-in devices" udevadm trigger --subsystem-match=usb
     fi
+}
+
+ETPU_STAMP=$VENV/.appliance-edgetpu-runtime
+runtime_installed() { [ -f "$ETPU_STAMP" ] && [ "$(cat "$ETPU_STAMP")" = "$ETPU_WHEEL_URL $ETPU_NUMPY_CONSTRAINT" ]; }
+
+install_edgetpu_runtime() {  # the pair's runtime wheel goes into the venv, which exists only now
+    [ "$ETPU_SELECTED" = 1 ] || return 0
+    if runtime_installed; then
+        ok "installed: $ETPU_RUNTIME $ETPU_RUNTIME_VERSION in the venv (built from TensorFlow $ETPU_TF_VERSION)"
+        return 0
+    fi
+    [ -f "$(cached "$ETPU_WHEEL_URL")" ] || fetch_asset "$ETPU_WHEEL_URL" "$ETPU_WHEEL_SHA256"
+    local pip_args=()
+    read -ra pip_args <<<"${APPLIANCE_PIP_ARGS:-}"
+    if [ -n "$ETPU_NUMPY_CONSTRAINT" ]; then
+        write_file "$ETPU_CONSTRAINTS" 0644 "$ETPU_NUMPY_CONSTRAINT" || true
+        pip_args+=(--constraint "$ETPU_CONSTRAINTS")
+    fi
+    act "pip install $ETPU_RUNTIME $ETPU_RUNTIME_VERSION (built from TensorFlow $ETPU_TF_VERSION) into the venv${ETPU_NUMPY_CONSTRAINT:+, $ETPU_NUMPY_CONSTRAINT}: ${ETPU_WHEEL_URL##*/}" \
+        "$VENV/bin/python" -m pip install --quiet ${pip_args[@]+"${pip_args[@]}"} "$(cached "$ETPU_WHEEL_URL")" \
+        || die "pip could not install ${ETPU_WHEEL_URL##*/} into ${VENV#"$ROOT"}" \
+               "see pip's message above; check the network (its dependencies come from PyPI) and run this installer again"
+    [ "$DRY" = 1 ] || printf '%s\n' "$ETPU_WHEEL_URL $ETPU_NUMPY_CONSTRAINT" >"$ETPU_STAMP"
+    CODE_CHANGED=1
 }
 
 # --- user -----------------------------------------------------------------------------------------------
@@ -439,7 +542,7 @@ uninstall() {
             say "kept: ${dir#"$ROOT"} (taught classes, models, config; --uninstall --purge removes it)"
         fi
     done
-    say "kept: apt packages (python3-*, libedgetpu1-std) and Coral's apt repository"
+    say "kept: apt packages (python3-*, the libedgetpu .deb)"
 }
 
 main() {
@@ -449,10 +552,12 @@ main() {
     if [ "$UNINSTALL" = 1 ]; then
         uninstall
     else
+        forget_coral_apt_repo
         install_packages
         install_edgetpu
         ensure_user
         install_program
+        install_edgetpu_runtime
         write_config
         fetch_models
         install_unit

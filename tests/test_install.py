@@ -5,13 +5,16 @@ copy with hash checks, the config, unit and udev files are real. pip installs wi
 fresh venv sees this checkout's .venv packages through PYTHONPATH, and APPLIANCE_PIP_ARGS keeps pip offline.
 """
 
+import base64
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,21 @@ ID=debian
 """
 CORAL_LSUSB = "Bus 002 Device 003: ID 18d1:9302 Google Inc."
 PI_PACKAGES = "python3-venv python3-picamera2 python3-lgpio libedgetpu1-std"
+TRIXIE = 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_CODENAME=trixie\nID=debian\n'
+FERANICK = "https://github.com/feranick/libedgetpu/releases/download/16.0TF2.17.1-1/"
+# (os-release, Python, dpkg arch) -> the .deb and the wheel install.sh must fetch for it
+PAIRS = {
+    ("bookworm", "3.11", "arm64"): (FERANICK + "libedgetpu1-std_16.0tf2.17.1-1.bookworm_arm64.deb",
+                                    "https://github.com/feranick/TFlite-builds/releases/download/v2.17.1/"
+                                    "tflite_runtime-2.17.1-cp311-cp311-linux_aarch64.whl"),
+    ("bookworm", "3.11", "amd64"): (FERANICK + "libedgetpu1-std_16.0tf2.17.1-1.bookworm_amd64.deb",
+                                    "https://github.com/frigate-nvr/TFlite-builds/releases/download/v2.17.1/"
+                                    "tflite_runtime-2.17.1-cp311-cp311-linux_x86_64.whl"),
+    ("trixie", "3.13", "arm64"): ("https://github.com/ricardodeazambuja/EdgeTPUOnModernRPIs/releases/download/"
+                                  "2.17.1/libedgetpu1-std_16.0tf2.17.1-1.trixie_arm64.deb",
+                                  "https://github.com/Nachtzuster/BirdNET-Pi/releases/download/v0.1/"
+                                  "tflite_runtime-2.17.1-cp313-cp313-linux_aarch64.whl"),
+}
 
 
 def _no_pycache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -117,6 +135,40 @@ def _needs_builder() -> None:
                     f"{setuptools.__version__} (pip install 'setuptools>=77', as the [test] extra does)")
 
 
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def _stand_in_wheel(folder: Path, url: str) -> Path:
+    """What the curl stand-in serves for the runtime wheel's URL: a real, installable wheel of that name
+    (no TFLite inside: it only has to be what pip installs and importlib.metadata then finds)."""
+    name = url.rsplit("/", 1)[1]
+    dist, version, python, abi, plat = name[:-len(".whl")].split("-")
+    info = f"{dist}-{version}.dist-info"
+    files = {
+        f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": f"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: {python}-{abi}-{plat}\n".encode(),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / name, "w") as wheel:
+        for member, data in files.items():
+            wheel.writestr(member, data)
+        wheel.writestr(f"{info}/RECORD", "\n".join([*(_record_line(m, d) for m, d in files.items()),
+                                                    f"{info}/RECORD,,"]) + "\n")
+    return folder / name
+
+
+def _python_reporting(folder: Path, version: str) -> Path:
+    """This interpreter, except that it tells install.sh it is Python VERSION (as Trixie's python3 would)."""
+    python = folder / "python3"
+    python.write_text(f'#!/bin/sh\ncase "$*" in *"version_info[:2]"*) echo {version}; exit 0 ;; esac\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
     return _checkout(tmp_path_factory.mktemp("src") / "checkout")
@@ -124,8 +176,15 @@ def checkout(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, checkout, models_dir):
+    """A PC with Debian 12 and a USB Coral (amd64: the runtime wheel's platform is this machine's, so the
+    real pip installs it), installed for real."""
     _needs_builder()
+    if platform.machine() != "x86_64":
+        pytest.skip("the stand-in runtime wheel is tagged linux_x86_64: pip installs it only on x86_64")
     box = Box(tmp_path_factory.mktemp("pi"), checkout)
+    box.env["FAKE_ARCH"] = "amd64"
+    box.env["FAKE_DOWNLOADS"] = str(_stand_in_wheel(box.base / "downloads",
+                                                    PAIRS[("bookworm", "3.11", "amd64")][1]).parent)
     proc = box.run("--models-from", str(models_dir))
     return box, proc
 
@@ -136,7 +195,18 @@ def test_first_install_does_every_step(installed, models_dir):
     calls = box.calls()
     assert "apt-get install -y -qq --no-install-recommends python3-venv python3-picamera2 python3-lgpio" \
         in calls
-    assert "apt-get install -y -qq --no-install-recommends libedgetpu1-std" in calls  # a Coral is plugged in
+    deb_url, wheel_url = PAIRS[("bookworm", "3.11", "amd64")]  # a Coral is plugged in: the matched pair
+    cache = box.root / "opt/appliance/edgetpu-runtime"
+    deb, wheel = cache / deb_url.rsplit("/", 1)[1], cache / wheel_url.rsplit("/", 1)[1]
+    assert f"curl -fsSL --retry 3 -o {deb}.part {deb_url}" in calls
+    assert f"curl -fsSL --retry 3 -o {wheel}.part {wheel_url}" in calls
+    assert f"apt-get install -y -qq --no-install-recommends {deb}" in calls
+    assert not any(c.startswith("apt-get install") and c.endswith(" libedgetpu1-std") for c in calls)
+    assert "gpg" not in {c.split()[0] for c in calls}  # no Coral apt key, no Coral repository
+    assert not (box.root / "etc/apt/sources.list.d/coral-edgetpu.list").exists()
+    assert "both built from TensorFlow 2.17.1" in proc.stdout
+    assert "why this pair (strong evidence): Frigate's amd64 image" in proc.stdout
+    assert "note: no sha256 is published for libedgetpu1-std_16.0tf2.17.1-1.bookworm_amd64.deb" in proc.stdout
     assert any(c.startswith("useradd --system --user-group") and c.endswith(" appliance") for c in calls)
     assert {"usermod -a -G video appliance", "usermod -a -G gpio appliance",
             "usermod -a -G plugdev appliance"} <= set(calls)
@@ -151,7 +221,6 @@ def test_first_install_does_every_step(installed, models_dir):
     assert (root / "etc/appliance/config.toml").read_text() == \
         (REPO_ROOT / "docs/config.example.toml").read_text()
     assert "18d1" in (root / "etc/udev/rules.d/99-coral-edgetpu.rules").read_text()
-    assert "coral-edgetpu-stable" in (root / "etc/apt/sources.list.d/coral-edgetpu.list").read_text()
     venv = root / "opt/appliance/venv"
     assert "include-system-site-packages = true" in (venv / "pyvenv.cfg").read_text()
     where = subprocess.run([str(venv / "bin/python"), "-c", "import appliance; print(appliance.__file__)"],
@@ -162,6 +231,20 @@ def test_first_install_does_every_step(installed, models_dir):
     assert hashlib.sha256(model.read_bytes()).hexdigest() == \
         hashlib.sha256((models_dir / model.name).read_bytes()).hexdigest()
     assert "done: the appliance is installed and running" in proc.stdout
+
+
+def test_the_installed_pair_is_what_the_appliance_then_reports(installed):
+    """The venv's appliance, asked what runtime and libedgetpu it has, names the pair install.sh chose."""
+    box, proc = installed
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ask = ("from appliance.vision.runtime_pairs import installed_runtime_info as i; r = i(); "
+           "print(r.runtime, r.runtime_version, r.tf_version, r.libedgetpu, r.libedgetpu_tf_version, "
+           "r.problem)")
+    out = subprocess.run([str(box.root / "opt/appliance/venv/bin/python"), "-c", ask], env=box.env,
+                         cwd=box.base, capture_output=True, text=True, timeout=60)
+    want = ["tflite_runtime", "2.17.1", "2.17.1", "libedgetpu1-std", "2.17.1", "None"]
+    assert out.stdout.split() == want, out.stderr
+    assert (box.root / "opt/appliance/edgetpu-constraints.txt").read_text().strip() == "numpy<2"
 
 
 def test_second_run_changes_nothing(installed, models_dir):
@@ -263,8 +346,134 @@ def test_plain_debian_without_a_coral_skips_the_pi_and_coral_parts(tmp_path, che
 def test_edgetpu_flag_adds_the_runtime_without_a_coral_plugged_in(tmp_path, checkout):
     box = Box(tmp_path, checkout)
     proc = box.run("--dry-run", "--edgetpu", FAKE_LSUSB="")
-    assert "would: apt-get install libedgetpu1-std" in proc.stdout
+    assert "would: install libedgetpu1-std 16.0tf2.17.1-1 (built from TensorFlow 2.17.1)" in proc.stdout
     assert "would: write /etc/udev/rules.d/99-coral-edgetpu.rules" in proc.stdout
+    assert "libedgetpu1-std" not in proc.stdout.replace("libedgetpu1-std 16.0tf2.17.1-1", "") \
+        .replace("libedgetpu1-std_16.0tf2.17.1-1", "")  # Coral's apt package is not asked for
+
+
+def _platform_box(tmp_path: Path, checkout: Path, codename: str, python: str) -> tuple[Box, dict]:
+    os_release = RPI_OS if codename == "bookworm" else TRIXIE
+    env = {"APPLIANCE_PYTHON": str(_python_reporting(tmp_path, python))} if python != "3.11" else {}
+    return Box(tmp_path / "box", checkout, os_release=os_release), env
+
+
+@pytest.mark.parametrize("cell", sorted(PAIRS))
+def test_each_platform_gets_its_pair_through_install_sh(tmp_path, checkout, cell):
+    codename, python, arch = cell
+    box, env = _platform_box(tmp_path, checkout, codename, python)
+    proc = box.run("--dry-run", FAKE_ARCH=arch, **env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    deb_url, wheel_url = PAIRS[cell]
+    assert f"ok: Edge TPU runtime for {codename}/{python}/{arch}: libedgetpu1-std 16.0tf2.17.1-1 + " \
+           f"tflite_runtime 2.17.1, both built from TensorFlow 2.17.1" in proc.stdout
+    assert f"would: download {deb_url}\n" in proc.stdout and f"would: download {wheel_url}\n" in proc.stdout
+    numpy = ", numpy<2" if codename == "bookworm" else ""
+    assert f"would: pip install tflite_runtime 2.17.1 (built from TensorFlow 2.17.1) into the venv{numpy}: " \
+           f"{wheel_url.rsplit('/', 1)[1]}" in proc.stdout
+    assert ("weak evidence" in proc.stdout) == (codename == "trixie")
+    assert box.changing_calls() == []
+    # for real, stopped right after the Edge TPU step (the next one, useradd, is made to fail)
+    proc = box.run(FAKE_ARCH=arch, FAKE_FAIL="useradd", **env)
+    assert proc.returncode == 1 and box.calls()[-1] == "useradd --system --user-group --home-dir " \
+        "/var/lib/appliance --no-create-home --shell /usr/sbin/nologin appliance"
+    cache = box.root / "opt/appliance/edgetpu-runtime"
+    deb, wheel = (cache / url.rsplit("/", 1)[1] for url in (deb_url, wheel_url))
+    edgetpu_calls = [c for c in box.changing_calls() if "edgetpu" in c or c.startswith("udevadm")]
+    assert edgetpu_calls == [f"curl -fsSL --retry 3 -o {deb}.part {deb_url}",
+                             f"curl -fsSL --retry 3 -o {wheel}.part {wheel_url}",
+                             f"apt-get install -y -qq --no-install-recommends {deb}",
+                             "udevadm control --reload-rules", "udevadm trigger --subsystem-match=usb"]
+    assert deb.is_file() and wheel.is_file()
+
+
+def test_a_platform_without_a_pair_stays_on_the_cpu_or_refuses_an_explicit_flag(tmp_path, checkout):
+    box, env = _platform_box(tmp_path, checkout, "trixie", "3.13")
+    detected = box.run("--dry-run", FAKE_ARCH="amd64", **env)  # a Coral is plugged in
+    assert detected.returncode == 0, detected.stderr
+    assert "warn: a Coral is present, but no matched Edge TPU runtime pair is pinned for Debian 13" \
+        in detected.stdout
+    assert "  fix: use Debian 12 (bookworm)" in detected.stdout
+    assert "the appliance runs on the CPU (ai-edge-litert)" in detected.stdout
+    assert "would: download" not in detected.stdout and "libedgetpu1-std 16.0" not in detected.stdout
+    explicit = box.run("--dry-run", "--edgetpu", FAKE_ARCH="amd64", **env)
+    assert explicit.returncode == 1
+    assert "install.sh: --edgetpu: no matched Edge TPU runtime pair" in explicit.stderr
+    assert "  fix: use Debian 12 (bookworm)" in explicit.stderr
+    ubuntu = Box(tmp_path / "ubuntu", checkout, os_release='PRETTY_NAME="Ubuntu 24.04 LTS"\nID=ubuntu\n'
+                 'VERSION_CODENAME=noble\n')
+    proc = ubuntu.run("--dry-run", "--edgetpu", FAKE_ARCH="amd64")
+    assert proc.returncode == 1 and "no Edge TPU runtime pair is pinned for noble" in proc.stderr
+
+
+def _checkout_pinning(tmp_path: Path, checkout: Path, deb_sha256: str, wheel_sha256: str) -> Path:
+    """A copy of the checkout whose manifest pins these hashes for the first pair (bookworm, arm64)."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(checkout, copy)
+    manifest = copy / "appliance/vision/edgetpu_runtime.toml"
+    text = manifest.read_text()
+    text = text.replace('deb_sha256 = ""', f'deb_sha256 = "{deb_sha256}"', 1)
+    text = text.replace('wheel_sha256 = ""', f'wheel_sha256 = "{wheel_sha256}"', 1)
+    manifest.write_text(text)
+    return copy
+
+
+def test_a_download_whose_sha256_differs_from_the_pin_is_refused(tmp_path, checkout):
+    deb_url, wheel_url = PAIRS[("bookworm", "3.11", "arm64")]
+    served = hashlib.sha256(f"stand-in download of {deb_url}\n".encode()).hexdigest()  # what curl serves
+    pinned = "0" * 64
+    box = Box(tmp_path, _checkout_pinning(tmp_path, checkout, served, pinned))
+    proc = box.run("--edgetpu")
+    assert proc.returncode == 1
+    assert "ok: sha256 verified: libedgetpu1-std_16.0tf2.17.1-1.bookworm_arm64.deb" in proc.stdout
+    wheel = wheel_url.rsplit("/", 1)[1]
+    got = hashlib.sha256(f"stand-in download of {wheel_url}\n".encode()).hexdigest()
+    assert f"install.sh: sha256 mismatch for {wheel}: the manifest pins {pinned}, the download is {got}" \
+        in proc.stderr
+    assert "fix: do not install it" in proc.stderr
+    assert not (box.root / "opt/appliance/edgetpu-runtime" / wheel).exists()
+    calls = box.calls()
+    assert not any(".deb" in c for c in calls if c.startswith("apt-get"))  # nothing installed from the pair
+    assert not (box.root / "opt/appliance/venv").exists()
+
+
+def test_a_failed_download_stops_before_anything_of_the_pair_is_installed(tmp_path, checkout):
+    box = Box(tmp_path, checkout)
+    proc = box.run("--edgetpu", FAKE_FAIL="curl")
+    deb_url = PAIRS[("bookworm", "3.11", "arm64")][0]
+    assert proc.returncode == 1
+    assert f"install.sh: could not download {deb_url}" in proc.stderr
+    assert "fix: check the network" in proc.stderr
+    assert not any(".deb" in c for c in box.calls() if c.startswith("apt-get"))
+    assert not (box.root / "opt/appliance/edgetpu-runtime" / deb_url.rsplit("/", 1)[1]).exists()
+
+
+def test_an_earlier_installs_coral_repository_and_libedgetpu_16_0_are_replaced(tmp_path, checkout):
+    """What earlier versions of install.sh left: Coral's apt repository and its libedgetpu1-std 16.0."""
+    box = Box(tmp_path, checkout)
+    listing = box.root / "etc/apt/sources.list.d/coral-edgetpu.list"
+    listing.parent.mkdir(parents=True)
+    listing.write_text("deb [signed-by=/etc/apt/keyrings/coral-edgetpu.gpg] "
+                       "https://packages.cloud.google.com/apt coral-edgetpu-stable main\n")
+    (box.state / "installed").write_text("libedgetpu1-std\n")
+    (box.state / "versions").write_text("libedgetpu1-std 16.0\n")
+    proc = box.run("--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "would: remove Coral's apt repository (its libedgetpu 16.0 is built from TF 2.5" in proc.stdout
+    assert "would: install libedgetpu1-std 16.0tf2.17.1-1 (built from TensorFlow 2.17.1) over 16.0" \
+        in proc.stdout
+    _needs_builder()
+    # for real: the curl stand-in's "wheel" is text, so pip fails at the last Edge TPU step and says so
+    proc = box.run("--edgetpu")
+    deb_url, wheel_url = PAIRS[("bookworm", "3.11", "arm64")]
+    deb = box.root / "opt/appliance/edgetpu-runtime" / deb_url.rsplit("/", 1)[1]
+    assert f"apt-get install -y -qq --no-install-recommends {deb}" in box.calls()
+    assert not listing.exists()
+    assert "libedgetpu1-std 16.0tf2.17.1-1.bookworm" in (box.state / "versions").read_text()
+    assert proc.returncode == 1
+    assert f"install.sh: pip could not install {wheel_url.rsplit('/', 1)[1]} into /opt/appliance/venv" \
+        in proc.stderr
+    assert "fix: see pip's message above" in proc.stderr
 
 
 def test_shellcheck_is_clean():

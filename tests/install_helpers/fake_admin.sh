@@ -6,17 +6,25 @@
 set -euo pipefail
 name=$(basename "$0")
 printf '%s\n' "$name${*:+ $*}" >>"$FAKE_LOG"
+[ "${FAKE_FAIL:-}" = "$name" ] && exit 1  # a test can make one command fail, to stop install.sh there
 state=$FAKE_STATE
 mkdir -p "$state"
-touch "$state/passwd" "$state/group" "$state/installed"
+touch "$state/passwd" "$state/group" "$state/installed" "$state/versions"
 
 case "$name" in
     id) [ "${1:-}" = -u ] && echo "${FAKE_UID:-0}" ;;
     dpkg) [ "${1:-}" = --print-architecture ] && echo "${FAKE_ARCH:-arm64}" ;;
-    dpkg-query)
-        pkg=${*: -1}
-        grep -qx "$pkg" "$state/installed" && printf 'install ok installed' && exit 0
-        exit 1 ;;
+    dpkg-query)  # -W [-f=FORMAT] PKG: ${Status} and ${Version} of what the stand-in apt-get installed
+        # shellcheck disable=SC2016  # dpkg's format fields, literally
+        pkg=${*: -1} fmt='${Status}'
+        for arg in "$@"; do case "$arg" in -f=*) fmt=${arg#-f=} ;; esac; done
+        grep -qx "$pkg" "$state/installed" || exit 1
+        version=$(sed -n "s/^$pkg //p" "$state/versions" | tail -n 1)
+        # shellcheck disable=SC2016
+        out=${fmt//'${Status}'/install ok installed}
+        # shellcheck disable=SC2016
+        printf '%s' "${out//'${Version}'/${version:-1.0-1}}"
+        exit 0 ;;
     apt-cache)
         pkg=${*: -1}
         echo "$pkg:"
@@ -26,8 +34,15 @@ case "$name" in
             mkdir -p "$APPLIANCE_ROOT/var/lib/apt/lists"
             touch "$APPLIANCE_ROOT/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages"
         fi
-        if [[ " $* " == *" install "* ]]; then
-            for arg in "${@:2}"; do case "$arg" in -*|install) ;; *) echo "$arg" >>"$state/installed" ;; esac; done
+        if [[ " $* " == *" install "* ]]; then  # a .deb file installs the package its name says (NAME_VERSION_ARCH.deb)
+            for arg in "${@:2}"; do
+                case "$arg" in
+                    -*|install) ;;
+                    *.deb) deb=$(basename "$arg" .deb); echo "${deb%%_*}" >>"$state/installed"
+                           deb=${deb#*_}; echo "$(basename "$arg" | cut -d_ -f1) ${deb%_*}" >>"$state/versions" ;;
+                    *) echo "$arg" >>"$state/installed" ;;
+                esac
+            done
         fi ;;
     getent)
         grep "^$2:" "$state/$1" || exit 2 ;;
@@ -55,6 +70,12 @@ case "$name" in
         out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
         cat >/dev/null
         [ -n "$out" ] && echo "keyring written by the test's gpg stand-in" >"$out" ;;
-    curl) echo "-----BEGIN PGP PUBLIC KEY BLOCK----- (test stand-in)" ;;
+    curl)  # curl ... -o FILE URL: FILE gets $FAKE_DOWNLOADS/<name of URL> if the test put one there
+        out="" url=${*: -1}
+        while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+        if [ -z "$out" ]; then echo "-----BEGIN PGP PUBLIC KEY BLOCK----- (test stand-in)"
+        elif [ -f "${FAKE_DOWNLOADS:-/nonexistent}/$(basename "$url")" ]; then cp "$FAKE_DOWNLOADS/$(basename "$url")" "$out"
+        else echo "stand-in download of $url" >"$out"
+        fi ;;
 esac
 exit 0
