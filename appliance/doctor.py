@@ -23,6 +23,7 @@ from pathlib import Path
 from appliance.errors import ApplianceError
 from appliance.inference.probe import runtime_line
 from appliance.vision import edgetpu
+from appliance.vision.runtime_pairs import installed_runtime_info
 
 Check = namedtuple("Check", "status name detail fix")  # status: "ok" | "warn" | "fail"
 
@@ -65,6 +66,7 @@ class Facts:
     disk_free: int | None
     service: str | None                      # systemctl is-active output, None without systemctl
     throttled: int | None = None             # Raspberry Pi firmware get_throttled bits, None elsewhere
+    runtime_problem: str | None = None       # why the installed runtime and libedgetpu are not a matched pair
     notes: list[str] = field(default_factory=list)
 
 
@@ -82,7 +84,11 @@ def check_runtime(f: Facts) -> Check:
                      "pip install ai-edge-litert numpy (install.sh does this; pycoral and tflite-runtime "
                      "wheels are not needed)")
     edgetpu_part = f"; Edge TPU: {f.edgetpu_runtime}" if f.edgetpu_runtime else ""
-    return Check("ok", "runtime", f"{f.runtime[0]} {f.runtime[1]}, {numpy}{edgetpu_part}", "")
+    detail = f"{f.runtime[0]} {f.runtime[1]}, {numpy}{edgetpu_part}"
+    if f.runtime_problem:
+        return Check("fail" if f.edge_tpus else "warn", "runtime", f"{detail}: {f.runtime_problem}",
+                     edgetpu.INSTALL_FIX)
+    return Check("ok", "runtime", detail, "")
 
 
 def check_edgetpu(f: Facts) -> Check:
@@ -392,6 +398,7 @@ def gather_facts(config_path: Path | None = None, *, sys_root: Path | None = Non
         models_dir=models_dir,
         models=_model_problems(config, models_dir), edge_tpus=tpus, runtime_library=library,
         probe=tpu_probe, edgetpu_runtime=runtime_line() if tpus else None,
+        runtime_problem=installed_runtime_info().problem,
         videos=videos, picamera2=picamera2, libcamera_cameras=libcamera, gpiochips=chips, user=user,
         user_groups=groups, system_groups=existing, disk_free=free, service=service, throttled=throttled,
         notes=[sys.executable],

@@ -196,3 +196,11 @@ def test_format_puts_the_fix_under_a_problem():
     assert doctor.format_check(doctor.Check("ok", "python", "3.11.2", "")) == "ok    python: 3.11.2"
     text = doctor.format_check(doctor.Check("warn", "gpio", "none", "do x"))
     assert text == "warn  gpio: none\n      fix: do x"
+
+
+def test_a_known_mismatched_runtime_pair_is_named_with_the_fix(facts):
+    problem = "libedgetpu1-std 16.0 was built for TensorFlow 2.5; tflite_runtime 2.17.1 is newer than 2.11"
+    alone = _with(facts, runtime_problem=problem)["runtime"]
+    assert alone.status == "warn" and problem in alone.detail and "install.sh --edgetpu" in alone.fix
+    usb = EdgeTpu("usb", "/sys/bus/usb/devices/2-1", 5000)
+    assert _with(facts, runtime_problem=problem, edge_tpus=[usb])["runtime"].status == "fail"

@@ -49,8 +49,7 @@ def runtime_line() -> str:
     return f"runtime {text}, {edgetpu.library_description()}"
 
 
-CRASH_FIX = ("`sudo ./install.sh --edgetpu` installs the matched pair (libedgetpu and the TFLite runtime "
-             "built from the same TensorFlow version); or run on the CPU with --device cpu")
+CRASH_FIX = edgetpu.INSTALL_FIX  # a crash or a hang at the first model: the mismatched pair's signature
 
 
 def _failed(exc: ApplianceError) -> ProbeResult:

@@ -5,7 +5,6 @@ import logging
 import os
 import platform
 import re
-import subprocess
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -85,17 +84,16 @@ def library_available(name: str | None = None) -> bool:
 
 
 def library_description() -> str:
-    """Which libedgetpu would be loaded, and its Debian package and version where dpkg knows it."""
-    name = library_name()
+    """Which libedgetpu would be loaded: its path, or its Debian package, version and TensorFlow version."""
+    from appliance.vision.runtime_pairs import installed_runtime_info
+
+    info = installed_runtime_info()
     if os.environ.get("APPLIANCE_EDGETPU_LIB"):
-        return f"libedgetpu {name} (APPLIANCE_EDGETPU_LIB)"
-    try:
-        done = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", "libedgetpu1-std",
-                               "libedgetpu1-max"], capture_output=True, text=True, timeout=5)
-        packages = [line for line in done.stdout.splitlines() if line.split()[1:]]
-    except (OSError, subprocess.TimeoutExpired):
-        packages = []
-    return f"libedgetpu {name} ({', '.join(packages) or 'no Debian package installed'})"
+        return f"libedgetpu {library_name()} (APPLIANCE_EDGETPU_LIB)"
+    if info.libedgetpu is None:
+        return f"libedgetpu {library_name()} (no Debian package installed)"
+    built = f", built for TensorFlow {info.libedgetpu_tf_version}" if info.libedgetpu_tf_version else ""
+    return f"libedgetpu {info.libedgetpu} {info.libedgetpu_version}{built}"
 
 
 def device_options(spec: str) -> dict[str, str]:

@@ -56,13 +56,18 @@ def twin_name(name: str, backend_name: str) -> str:
 def runtime_status(name: str) -> dict:
     """What /api/status, /metrics and doctor say of the runtime a backend uses: the TFLite runtime module,
     its version, the TensorFlow version it was built from where known, and the delegate library."""
+    from appliance.vision.runtime_pairs import installed_runtime_info, runtime_tf_version
+
     backend = get(name)
     runtime = backend.runtime()
     module, version = (runtime.module, runtime.version) if runtime else (None, None)
-    # tflite_runtime is versioned as the TensorFlow it was built from; ai-edge-litert is not
-    tensorflow = version if module == "tflite_runtime" else None
-    library = edgetpu_hardware.library_description() if backend.hardware is not None else None
-    return {"name": module, "version": version, "tensorflow": tensorflow, "delegate": library}
+    status = {"name": module, "version": version,
+              "tensorflow": runtime_tf_version(module, version) if module else None,
+              "delegate": None, "problem": None}
+    if backend.hardware is not None:
+        status["delegate"] = edgetpu_hardware.library_description()
+        status["problem"] = installed_runtime_info().problem  # a known mismatched pair, in words
+    return status
 
 
 def label(name: str) -> str:
