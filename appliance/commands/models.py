@@ -1,4 +1,4 @@
-"""`appliance models list | fetch [NAMES] | verify | check FILE`: official models; any model's Edge TPU fit."""
+"""`appliance models list | fetch [NAMES] | verify | check FILE`: official models; Edge TPU fit of any."""
 
 import argparse
 import json
