@@ -33,7 +33,8 @@ def test_cli_export_writes_model_and_labels_that_name_the_test_photos(capsys, im
     assert tflite_top(out, photos) == [0, 1, 2]
     report = check_file(out)
     assert (report["verdict"], report["kind"], report["input_size"]) == ("full", "classifier", [224, 224])
-    assert [o["op"] for o in report["ops"]][-4:] == ["RESHAPE", "L2_NORMALIZATION", "FULLY_CONNECTED", "SOFTMAX"]
+    assert [o["op"] for o in report["ops"]][-4:] == [
+        "RESHAPE", "L2_NORMALIZATION", "FULLY_CONNECTED", "SOFTMAX"]
     assert report["outputs"][0]["dtype"] == "uint8" and report["outputs"][0]["shape"] == [1, 3]
 
 

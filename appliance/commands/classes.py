@@ -33,7 +33,8 @@ def _tflite_flags(parser: argparse.ArgumentParser) -> None:
     from appliance.commands.models import add_location_flags
 
     parser.add_argument("--tflite", type=Path, metavar="OUT.tflite",
-                        help="instead: write the classes as a standalone uint8 .tflite classifier (+ OUT.txt)")
+                        help="instead: write the classes as a standalone uint8 .tflite "
+                             "classifier (+ OUT.txt)")
     parser.add_argument("--head", choices=("auto", "imprint", "softmax"),
                         help="the head to export (default: the config's recognition.head, as the appliance)")
     parser.add_argument("--model", metavar="M", help="the embedding extractor the store was taught with "

@@ -49,7 +49,8 @@ def agreement(export: Export, embeddings: np.ndarray, images: list[np.ndarray]) 
     return int((appliance_ids == export_ids).sum()), len(images)
 
 
-def teach_and_export(embeddings: dict[str, list[np.ndarray]], train: dict[str, int], embedder_path: Path, out_dir: Path, head: str) -> Export:
+def teach_and_export(embeddings: dict[str, list[np.ndarray]], train: dict[str, int], embedder_path: Path,
+                     out_dir: Path, head: str) -> Export:
     store = ClassStore(out_dir / "classes.db", model_identity(embedder_path))
     with store:
         for label, vectors in embeddings.items():
