@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
+from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError
 from appliance.learning.model_identity import model_identity
 from appliance.learning.store import ClassStore
@@ -28,7 +29,6 @@ from appliance.teacher import Teacher
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
-from appliance.vision.labels import read_labels
 from appliance.vision.model import Model, load_model
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,19 @@ class Models:
         self.detector = None
         if mode == "classify" and config.recognition.show_base_labels:
             model = self._load(self._resolve(v.classifier), v)
-            self.classifier = Classifier(model, read_labels(self._resolve(v.classifier_labels)))
+            self.classifier = Classifier(model, self._labels(model, v.classifier_labels))
         if mode == "detect":
             model = self._load(self._resolve(v.detector), v)
-            self.detector = Detector(model, read_labels(self._resolve(v.detector_labels)))
+            self.detector = Detector(model, self._labels(model, v.detector_labels))
+        self.notices = [n for n in map(notice_for, filter(None, (self.classifier, self.detector))) if n]
         self.main: Model = (self.detector or self.embedder).model
 
     def _resolve(self, name: str) -> Path:
         return resolve_model(name, **self._where)
+
+    def _labels(self, model: Model, name: str) -> dict[int, str] | None:
+        """The label file named in the config; none named: the labels inside the model, if any."""
+        return load_labels(model.path, self._resolve(name) if name else None)[0]
 
     @staticmethod
     def _load(path: Path, v) -> Model:

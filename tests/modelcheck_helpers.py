@@ -101,3 +101,22 @@ def float_io() -> Builder:
     b.op("DEQUANTIZE", [y], [f])
     b.io([x], [f])
     return b
+
+
+def partial_classifier(classes: int = 20_000) -> Builder:
+    """A classifier the CPU runs whose Softmax is too long for the Edge TPU: conv, reshape, FC, SOFTMAX."""
+    b = Builder()
+    x = image_input(b)
+    y = conv(b, x, "conv0", (1, 8, 8, 3))
+    shape = b.tensor("shape", (2,), "int32", data=np.array([1, 192]))
+    flat = b.tensor("flat", (1, 192), "uint8", **Q)
+    b.op("RESHAPE", [y, shape], [flat], b.options("ReshapeOptions", newShape=[1, 192]))
+    rng = np.random.default_rng(0)
+    w = b.tensor("fc/w", (classes, 192), "uint8", 0.01, 128, rng.integers(0, 256, (classes, 192)))
+    bias = b.tensor("fc/b", (classes,), "int32", 0.01 / 128, 0, np.zeros(classes))
+    logits = b.tensor("logits", (1, classes), "uint8", 0.1, 128)
+    b.op("FULLY_CONNECTED", [flat, w, bias], [logits], b.options("FullyConnectedOptions"))
+    probs = b.tensor("probs", (1, classes), "uint8", 1 / 256, 0)
+    b.op("SOFTMAX", [logits], [probs], b.options("SoftmaxOptions", beta=1.0))
+    b.io([x], [probs])
+    return b
