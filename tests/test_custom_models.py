@@ -51,7 +51,8 @@ def test_good_upload_is_checked_loaded_kept_listed_and_deleted(client, system, m
     status, _, info = upload(client, (models_dir / TINY_CLASSIFIER).read_bytes(), "classifier",
                              filename=TINY_CLASSIFIER, labels=labels, name="tiny")
     assert status == 201, info
-    assert (info["name"], info["kind"], info["verdict"], info["labels"]) == ("tiny", "classifier", "full", 1001)
+    assert (info["name"], info["kind"], info["verdict"]) == ("tiny", "classifier", "full")
+    assert info["labels"] == 1001 and info["labels_source"] == "the upload"
     assert info["notice"] is None and info["cpu_ms_per_frame"] > 0 and info["input_size"] == [128, 128]
     assert "vision] classifier" in info["use"] and "tiny.tflite" in info["use"]
     assert {"tiny.tflite", "tiny.txt", "tiny.json"} <= set(kept(system))
