@@ -58,9 +58,9 @@ def partial_notice(report: dict, ms: float | None = None) -> str | None:
     if report.get("verdict") != "partial" or not first:
         return None
     cost = f"; {ms:.0f} ms per frame measured on this CPU" if ms is not None else ""
-    return (f"{Path(report['file']).name} runs partly on the CPU: from op {first['index']} ({first['op']}: "
-            f"{first['reason']}) on ({report['ops_on_edgetpu']} of {report['ops_total']} ops on the Edge TPU)"
-            f"{cost}")
+    return (f"{Path(report['file']).name} runs partly on the CPU: {report['ops_on_edgetpu']} of "
+            f"{report['ops_total']} ops on the Edge TPU, the rest from op {first['index']} ({first['op']}: "
+            f"{first['reason']}) on the CPU{cost}")
 
 
 def trial_run(path: Path, kind: str) -> tuple[object, float]:

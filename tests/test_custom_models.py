@@ -89,7 +89,8 @@ def test_partly_cpu_model_is_kept_with_a_notice_naming_the_split_op(client, syst
     status, _, info = upload(client, partial_classifier().bytes(), "classifier", name="long")
     assert status == 201, info
     assert info["verdict"] == "partial" and info["first_cpu_op"]["op"] == "SOFTMAX"
-    assert info["notice"].startswith("long.tflite runs partly on the CPU: from op 3 (SOFTMAX:")
+    assert info["notice"].startswith("long.tflite runs partly on the CPU: 3 of 4 ops on the Edge TPU, "
+                                     "the rest from op 3 (SOFTMAX: Softmax input has 20,000 elements")
     assert "ms per frame measured on this CPU" in info["notice"]
     assert info["labels_source"] == "none: classes shown by number"
     assert client.request("DELETE", "/api/models/long")[0] == 204
