@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from conftest import DETECTOR, TINY_CLASSIFIER
 from modelcheck_helpers import partial_classifier
-from web_helpers import Client, shared_system, web_config
+from web_helpers import Client, web_config
 
 from appliance.custom_models import CustomModels, embedded_labels, load_labels
 from appliance.errors import ModelError
@@ -16,8 +16,23 @@ from appliance.web import models_api
 
 
 @pytest.fixture(scope="module")
-def system(models_dir):
-    return shared_system()
+def system(models_dir, tmp_path_factory):
+    """A real System served by waitress, built but not started: uploads need no camera loop, and an idle
+    System leaves the CPU to the tests that run after these."""
+    yield from idle_served(tmp_path_factory.mktemp("custom-models"))
+
+
+def idle_served(data_dir):
+    from appliance.system import System
+    from appliance.web.app import create_app
+    from appliance.web.server import serve
+
+    system = System(web_config(data_dir))
+    system.web_server = serve(create_app(system), "127.0.0.1", 0, 4)
+    try:
+        yield system
+    finally:
+        system.stop()
 
 
 @pytest.fixture

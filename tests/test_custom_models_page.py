@@ -6,18 +6,19 @@ import re
 
 import pytest
 from conftest import DETECTOR, TINY_CLASSIFIER
+from test_custom_models import idle_served
 from test_web_page import ARGS, CHROMIUM
-from web_helpers import shared_system
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def page(models_dir):
+def page(models_dir, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing: install Debian's chromium package to run the page tests")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    system = shared_system()
+    served = idle_served(tmp_path_factory.mktemp("custom-models-page"))
+    system = next(served)
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         page = browser.new_page()
@@ -26,7 +27,8 @@ def page(models_dir):
         page.goto(f"http://127.0.0.1:{system.web_server.port}/", wait_until="domcontentloaded")
         yield page
         browser.close()
-        assert not errors, errors
+    served.close()
+    assert not errors, errors
 
 
 def test_upload_from_the_page_shows_the_check_and_lists_the_model(page, models_dir):
