@@ -179,3 +179,35 @@ def test_models_built_here_are_real_tflite_models(tmp_path):
     interp.set_tensor(interp.get_input_details()[0]["index"], np.full((1, 8, 8, 3), 200, np.uint8))
     interp.invoke()
     assert interp.get_tensor(interp.get_output_details()[0]["index"]).shape == (1, 8, 8, 3)
+
+
+def _with_argmax(b: Builder) -> Builder:
+    y = b.sg.outputs[0]
+    axis = b.tensor("axis", (1,), "int32", data=np.array([3]))
+    out = b.tensor("argmax", (1, 8, 8), "uint8", **{"scale": 1.0, "zero_point": 0})
+    b.op("ARG_MAX", [y, axis], [out], b.options("ArgMaxOptions", outputType=3))
+    b.io(b.sg.inputs, [out])
+    return b
+
+
+def _compiled(tail: bool) -> Builder:
+    """The graph shape edgetpu_compiler writes: one edgetpu-custom-op, then what it left to the CPU."""
+    b = Builder()
+    x = image_input(b)
+    y = b.tensor("tpu_out", (1, 8, 8, 3), "uint8", 1 / 128, 128)
+    b.op("edgetpu-custom-op", [x], [y])
+    b.io([x], [y])
+    return _with_argmax(b) if tail else b
+
+
+def test_compiled_model_is_compared_with_the_prediction_for_its_twin(tmp_path):
+    write(tmp_path, _with_argmax(chain_of_convs(2)), "net.tflite")
+    same = check_file(write(tmp_path, _compiled(tail=True), "net_edgetpu.tflite"))
+    assert (same["verdict"], same["compiled"], same["edgetpu_custom_ops"], same["ops_on_edgetpu"]) == (
+        "partial", True, 1, 1)
+    assert same["first_cpu_op"]["op"] == "ARG_MAX"
+    assert "compiler left it to the CPU" in same["first_cpu_op"]["reason"]
+    assert same["twin"]["matches"] and same["twin"]["cpu_ops_predicted"] == ["ARG_MAX"]
+    other = check_file(write(tmp_path, _compiled(tail=False), "net_edgetpu.tflite"))
+    assert other["verdict"] == "full" and not other["twin"]["matches"]
+    assert any("the compiler left nothing to the CPU" in p and "['ARG_MAX']" in p for p in other["problems"])
