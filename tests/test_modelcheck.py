@@ -97,6 +97,7 @@ def test_float_op_in_the_middle_cuts_at_the_dequantize(tmp_path, capsys):
     assert r["ops"][2]["verdict"] == "unsupported" and "float32, not 8-bit" in r["ops"][2]["reason"]
     assert [o["runs_on"] for o in r["ops"]] == ["edgetpu", "cpu", "cpu", "cpu", "cpu"]
     assert r["tensors"]["float"] == ["dequantized", "doubled"] and r["tensors"]["float_parameters"] == ["two"]
+    assert not r["tensors"]["float_only_at_edges"]
 
 
 def test_four_non_1_dims_cut_at_the_reshape(tmp_path):
@@ -156,6 +157,9 @@ def test_float_input_and_output_conversions_are_allowed(tmp_path):
     assert (r["verdict"], r["ops_total"], r["ops_on_edgetpu"], r["first_cpu_op"]) == ("full", 3, 1, None)
     assert [o["runs_on"] for o in r["ops"]] == ["cpu", "edgetpu", "cpu"]
     assert "float conversion op(s) at the edges" in r["summary"]
+    assert r["tensors"]["float_only_at_edges"] and r["tensors"]["float"] == ["input", "output"]
+    assert r["tensors"]["all"][0] == {"name": "input", "dtype": "float32", "shape": [1, 8, 8, 3], "scale": [],
+                                      "zero_point": [], "index": 0, "constant": False}
 
 
 def test_an_op_missing_from_the_table_is_unknown_not_supported(tmp_path):

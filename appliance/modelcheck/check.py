@@ -92,9 +92,14 @@ def partition(g: Graph) -> dict:
     return {"ops": rows, "lead": lead, "trail": trail, "cut": cut, "on_edgetpu": max(0, end - lead)}
 
 
-def _tensor_facts(g: Graph) -> dict:
+def _tensor_facts(g: Graph, part: dict) -> dict:
     live = [t for t in g.tensors if not t.constant]
+    edge_ops = [g.ops[i] for i in range(part["lead"])] + \
+        [g.ops[len(g.ops) - 1 - i] for i in range(part["trail"])]
+    at_edges = {i for op in edge_ops for i in (*op.inputs, *op.outputs) if i in g.inputs or i in g.outputs}
+    floats = [t for t in live if t.dtype.startswith("float")]
     return {
+        "float_only_at_edges": bool(floats) and all(t.index in at_edges for t in floats),
         "total": len(g.tensors),
         "quantized": sum(t.quantized for t in live),
         "float": [t.name for t in live if t.dtype.startswith("float")],
@@ -102,6 +107,7 @@ def _tensor_facts(g: Graph) -> dict:
         "other_types": sorted({t.dtype for t in live if not t.quantized and not t.dtype.startswith("float")}),
         "dynamic": [t.name for t in live if t.dynamic],
         "over_3_dims": [f"{t.name} {list(t.shape)}" for t in live if t.non1_dims > 3],
+        "all": [dict(_io(t), index=t.index, constant=t.constant) for t in g.tensors],
     }
 
 
@@ -188,8 +194,10 @@ def check_graph(g: Graph, file: str) -> dict:
         verdict = "partial" if first else "full"
     if first and not compiled:
         problems.append(summary)
-    facts_t = _tensor_facts(g)
-    for key, text in (("float", "float tensor(s)"), ("dynamic", "dynamic-shape tensor(s)"),
+    facts_t = _tensor_facts(g, part)
+    edges = (" (only the model's input / output, converted by a Quantize / Dequantize next to them: allowed)"
+             if facts_t["float_only_at_edges"] else "")
+    for key, text in (("float", "float tensor(s)" + edges), ("dynamic", "dynamic-shape tensor(s)"),
                       ("over_3_dims", "tensor(s) with more than 3 dimensions larger than 1"),
                       ("float_parameters", "float parameter tensor(s)")):
         if facts_t[key]:
