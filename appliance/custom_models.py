@@ -101,7 +101,14 @@ def validate(path: Path, kind: str) -> dict:
             "first_cpu_op": report["first_cpu_op"], "ops_total": report["ops_total"],
             "ops_on_edgetpu": report["ops_on_edgetpu"], "input_size": report["input_size"],
             "cpu_ms_per_frame": round(ms, 1), "notice": partial_notice(report, ms),
-            "problems": report["problems"]}
+            "problems": report["problems"], "classes": _class_count(report)}
+
+
+def _class_count(report: dict) -> int | None:
+    """A classifier's number of scores (its one output's size); None for a detector."""
+    if report["kind"] != "classifier":
+        return None
+    return int(np.prod(report["outputs"][0]["shape"]))
 
 
 class CustomModels:
@@ -144,6 +151,10 @@ class CustomModels:
                                    "the model's metadata" if labels else "none: classes shown by number"))
         if info["notice"]:
             info["notice"] = info["notice"].replace(tmp.name, model_path.name)
+        if labels and info["classes"] and max(labels) >= info["classes"]:
+            info["problems"].append(f"the labels go up to id {max(labels)} but the model has "
+                                    f"{info['classes']} scores (ids 0 to {info['classes'] - 1}): "
+                                    "check that they belong to this model")
         tmp.replace(model_path)
         if labels:
             labels_path.write_text("".join(f"{i} {label}\n" for i, label in sorted(labels.items())),

@@ -67,7 +67,7 @@ def test_good_upload_is_checked_loaded_kept_listed_and_deleted(client, system, m
                              filename=TINY_CLASSIFIER, labels=labels, name="tiny")
     assert status == 201, info
     assert (info["name"], info["kind"], info["verdict"]) == ("tiny", "classifier", "full")
-    assert info["labels"] == 1001 and info["labels_source"] == "the upload"
+    assert info["labels"] == 1001 and info["labels_source"] == "the upload" and info["problems"] == []
     assert info["notice"] is None and info["cpu_ms_per_frame"] > 0 and info["input_size"] == [128, 128]
     assert "vision] classifier" in info["use"] and "tiny.tflite" in info["use"]
     assert {"tiny.tflite", "tiny.txt", "tiny.json"} <= set(kept(system))
@@ -107,7 +107,7 @@ def test_partly_cpu_model_is_kept_with_a_notice_naming_the_split_op(client, syst
     assert info["notice"].startswith("long.tflite runs partly on the CPU: 3 of 4 ops on the Edge TPU, "
                                      "the rest from op 3 (SOFTMAX: Softmax input has 20,000 elements")
     assert "ms per frame measured on this CPU" in info["notice"]
-    assert info["labels_source"] == "none: classes shown by number"
+    assert info["labels_source"] == "none: classes shown by number" and info["classes"] == 20_000
     assert client.request("DELETE", "/api/models/long")[0] == 204
 
 
@@ -148,6 +148,8 @@ def test_labels_from_the_models_metadata(tmp_path, models_dir):
     assert len(real) == 1001 and real[1].startswith("tench")
     info = CustomModels(tmp_path).add("meta", data, "classifier")  # the model still loads and runs
     assert info["labels"] == 3 and info["labels_source"] == "the model's metadata"
+    info = CustomModels(tmp_path).add("few", partial_classifier(2).bytes(), "classifier", "a\nb\nc\n")
+    assert any("labels go up to id 2 but the model has 2 scores" in p for p in info["problems"])
     assert load_labels(tmp_path / "custom_models" / "meta.tflite", None)[0][2] == "dog"
 
 
