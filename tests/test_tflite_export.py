@@ -69,6 +69,9 @@ def test_export_of_an_empty_store_or_without_a_file_says_what_to_do(capsys, mode
     assert code == 2 and "no taught samples" in err and not (tmp_path / "x.tflite").exists()
     code, _, err = run_cli(capsys, "classes", "--store", store, "export")
     assert code == 2 and "--tflite" in err
+    code, _, err = run_cli(capsys, "classes", "--store", store, "export", "--tflite", tmp_path / "x.tflite",
+                           "--model", models_dir / "mobilenet_v2_1.0_224_quant.tflite")
+    assert code == 2 and "was taught with mobilenet_v1_1.0_224_quant_embedding_extractor" in err
 
 
 def test_agreement_counts_a_disagreement(images_dir, models_dir, embedder, tmp_path):  # noqa: F811

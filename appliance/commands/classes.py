@@ -45,7 +45,7 @@ def _tflite_flags(parser: argparse.ArgumentParser) -> None:
 def export_tflite(args, store) -> str:
     """Write the .tflite and its labels, check it, and say what was written."""
     from appliance.commands.models import load_settings
-    from appliance.learning.model_identity import base_name, same_model
+    from appliance.learning.model_identity import base_name, model_identity, same_model
     from appliance.learning.tflite_export import export_tflite as write
     from appliance.model_files import resolve_model
     from appliance.modelcheck.check import check_file
@@ -54,7 +54,7 @@ def export_tflite(args, store) -> str:
     models_dir, models_from, config = load_settings(args)
     name = args.model or base_name(store.embedding_model)
     path = cpu_twin(resolve_model(name, models_dir=models_dir, models_from=models_from))
-    if not same_model(store.embedding_model, path.name):
+    if not same_model(store.embedding_model, model_identity(path)):
         raise StoreError(f"{store.path} was taught with {base_name(store.embedding_model)}, not {path.name}",
                          "leave out --model, or give the embedding extractor the store was taught with")
     head = args.head or (config.recognition.head if config is not None else "auto")
