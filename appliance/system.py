@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
+from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError, ConflictError
 from appliance.inference.protocol import ModelSpec
 from appliance.inference.supervisor import InferenceWorker, RemoteModel, WorkerSettings
@@ -31,7 +32,6 @@ from appliance.vision import backends
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
-from appliance.vision.labels import read_labels
 from appliance.vision.model import load_model
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,11 @@ class Models:
         self.embedder_path = self._resolve(v.embedder)
         roles = {"embedder": (self.embedder_path, None)}
         if mode == "classify" and config.recognition.show_base_labels:
-            labels = read_labels(self._resolve(v.classifier_labels))
-            roles["classifier"] = (self._resolve(v.classifier), labels)
+            path = self._resolve(v.classifier)
+            roles["classifier"] = (path, self._labels(path, v.classifier_labels))
         if mode == "detect":
-            roles["detector"] = (self._resolve(v.detector), read_labels(self._resolve(v.detector_labels)))
+            path = self._resolve(v.detector)
+            roles["detector"] = (path, self._labels(path, v.detector_labels))
         self.worker: InferenceWorker | None = None
         if in_process:
             loaded = {role: load_model(path, device=v.device, edgetpu_device=v.edgetpu_device,
@@ -77,6 +78,8 @@ class Models:
                            else None)
         self.detector = Detector(loaded["detector"], roles["detector"][1]) if "detector" in roles else None
         self.main = (self.detector or self.embedder).model
+        # a custom model that runs partly on the CPU says where it splits and what a frame costs
+        self.notices = [n for n in map(notice_for, filter(None, (self.classifier, self.detector))) if n]
 
     def _probe_first(self, config) -> None:
         """One real inference on the Edge TPU in a throwaway process before trusting it. Under "auto" a
@@ -100,6 +103,10 @@ class Models:
     def _resolve(self, name: str) -> Path:
         return resolve_model(name, **self._where)
 
+    def _labels(self, model_path: Path, name: str) -> dict[int, str] | None:
+        """The label file named in the config; none named: the labels inside the model, if any."""
+        return load_labels(model_path, self._resolve(name) if name else None)[0]
+
     def all(self) -> list:
         return [e.model for e in (self.embedder, self.classifier, self.detector) if e is not None]
 
@@ -109,9 +116,12 @@ class Models:
 
     @property
     def warning(self) -> str | None:
+        """What the page's banner says: a fallback or a missing accelerator, and custom-model notices."""
         if self.worker is not None:
-            return self.worker.warning
-        return next((m.warning for m in self.all() if m.warning), None)
+            base = self.worker.warning
+        else:
+            base = next((m.warning for m in self.all() if m.warning), None)
+        return "; ".join(filter(None, (base, *self.notices))) or None
 
     def close(self) -> None:
         if self.worker is not None:

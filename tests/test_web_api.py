@@ -272,7 +272,7 @@ def test_openapi_documents_every_route(client, system):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<int:class_id>", "{id}")
+        path = rule.rule.replace("<int:class_id>", "{id}").replace("<name>", "{name}")
         assert path in spec["paths"], path
         documented = {m.upper() for m in spec["paths"][path] if m != "parameters"}
         assert rule.methods - {"HEAD", "OPTIONS"} <= documented, path

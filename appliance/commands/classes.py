@@ -20,10 +20,49 @@ def register(subparsers) -> None:
             ("import", "merge the classes of an exported file (by label)", ("file",))):
         sub = actions.add_parser(name, help=text, description=text)
         for arg in extra:
-            sub.add_argument(arg, metavar=arg.upper(), type=Path if arg == "file" else str)
+            sub.add_argument(arg, metavar=arg.upper(), type=Path if arg == "file" else str,
+                             nargs="?" if name == "export" else None)
+        if name == "export":
+            _tflite_flags(sub)
         _common(sub, argparse.SUPPRESS)
     _common(parser, None)
     parser.set_defaults(func=run, action=None)
+
+
+def _tflite_flags(parser: argparse.ArgumentParser) -> None:
+    from appliance.commands.models import add_location_flags
+
+    parser.add_argument("--tflite", type=Path, metavar="OUT.tflite",
+                        help="instead: write the classes as a standalone uint8 .tflite "
+                             "classifier (+ OUT.txt)")
+    parser.add_argument("--head", choices=("auto", "imprint", "softmax"),
+                        help="the head to export (default: the config's recognition.head, as the appliance)")
+    parser.add_argument("--model", metavar="M", help="the embedding extractor the store was taught with "
+                                                     "(default: the one the store records)")
+    add_location_flags(parser)
+
+
+def export_tflite(args, store) -> str:
+    """Write the .tflite and its labels, check it, and say what was written."""
+    from appliance.commands.models import load_settings
+    from appliance.learning.model_identity import base_name, model_identity, same_model
+    from appliance.learning.tflite_export import export_tflite as write
+    from appliance.model_files import resolve_model
+    from appliance.modelcheck.check import check_file
+    from appliance.vision.model import twin_for
+
+    models_dir, models_from, config = load_settings(args)
+    name = args.model or base_name(store.embedding_model)
+    path = twin_for(resolve_model(name, models_dir=models_dir, models_from=models_from), "cpu")
+    if not same_model(store.embedding_model, model_identity(path)):
+        raise StoreError(f"{store.path} was taught with {base_name(store.embedding_model)}, not {path.name}",
+                         "leave out --model, or give the embedding extractor the store was taught with")
+    head = args.head or (config.recognition.head if config is not None else "auto")
+    done = write(store, path, args.tflite, head)
+    report = check_file(done.model)
+    return (f"exported {len(done.label_list)} class(es) to {done.model} and {done.labels} "
+            f"({done.head.kind} head{': ' + done.head.reason if done.head.reason else ''})\n"
+            f"Edge TPU check: {report['verdict']}: {report['summary']}")
 
 
 def _common(parser: argparse.ArgumentParser, default) -> None:
@@ -78,7 +117,13 @@ def run(args) -> int:
             info = _find(store, args.label)
             store.delete(info.id)
             message = f"deleted {info.label!r} ({info.samples} samples)"
+        elif action == "export" and getattr(args, "tflite", None) is not None:
+            message = export_tflite(args, store)
         elif action == "export":
+            if args.file is None:
+                raise StoreError("export needs a FILE, or --tflite OUT.tflite",
+                                 f"appliance classes --store {store.path} export BACKUP.db "
+                                 "(or export --tflite OUT.tflite)")
             store.export(args.file)
             message = f"exported {len(store.list_classes())} class(es) to {args.file}"
         elif action == "import":

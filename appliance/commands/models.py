@@ -1,4 +1,4 @@
-"""`appliance models list | fetch [NAMES] | verify`: the official models, copied or downloaded, verified."""
+"""`appliance models list | fetch [NAMES] | verify | check FILE`: official models; Edge TPU fit of any."""
 
 import argparse
 import json
@@ -48,6 +48,26 @@ def register(subparsers) -> None:
         if name == "fetch":
             sub.add_argument("names", nargs="*", metavar="NAME", help="manifest names (see `models list`)")
         sub.set_defaults(func=run)
+    sub = actions.add_parser("check", help="will this .tflite run on the Edge TPU? (read, not run)",
+                             description="Check a .tflite file against Coral's Edge TPU model rules "
+                                         "without running it. Exit 0: all of it would map; 1: partly; "
+                                         "2: it cannot be used.")
+    sub.add_argument("file", type=Path, metavar="FILE")
+    sub.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    sub.set_defaults(func=check)
+
+
+def check(args) -> int:
+    """Exit 0 / 1 / 2 for full / partial / unusable; an unreadable file is unusable, not a traceback."""
+    from appliance.modelcheck.check import EXIT_CODES, check_file, unreadable
+    from appliance.modelcheck.report import format_report
+
+    try:
+        report = check_file(args.file)
+    except ApplianceError as exc:
+        report = unreadable(args.file, exc)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_CODES[report["verdict"]]
 
 
 def run(args) -> int:
