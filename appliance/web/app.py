@@ -17,7 +17,7 @@ from flask import Flask, jsonify, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException
 
 from appliance.errors import ApplianceError
-from appliance.web import api, events, metrics, stream
+from appliance.web import api, events, metrics, stream, transfer
 from appliance.web.auth import (
     MUTATING,
     OPEN_PATHS,
@@ -75,7 +75,7 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
         heartbeat_s=heartbeat_s,
         poll_s=poll_s,
     )
-    for blueprint in (api.bp, events.bp, metrics.bp, stream.bp):
+    for blueprint in (api.bp, events.bp, metrics.bp, stream.bp, transfer.bp):
         app.register_blueprint(blueprint)
     app.before_request(_gatekeeper)
     app.after_request(_security_headers)
@@ -105,12 +105,15 @@ def _gatekeeper():
         raise ForbiddenError("this request came from another site's page",
                              "use the appliance's own page, or send the request without an Origin header")
     length = request.content_length
+    upload = request.path == transfer.IMPORT_PATH  # a class-store file, not JSON, and larger
+    if upload:
+        request.max_content_length = transfer.MAX_UPLOAD_BYTES
     if length is not None and length > (request.max_content_length or 0):
         raise TooLargeError(f"the request body is {length} bytes, more than {request.max_content_length}",
                             HTTP_FIXES[413])
     path = request.path
     if path in OPEN_PATHS or path.startswith("/static/") or _logged_in(state):
-        if (request.method in MUTATING and path not in OPEN_PATHS and request.mimetype
+        if (request.method in MUTATING and path not in OPEN_PATHS and not upload and request.mimetype
                 and not request.is_json and (length or 0) > 0):
             raise api.UnsupportedMediaError(f"the body is {request.mimetype}, not JSON",
                                             "send Content-Type: application/json with a JSON object body")

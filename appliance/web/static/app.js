@@ -74,7 +74,19 @@ function renderStatus(s) {
   const hasTemp = typeof s.cpu_temp_c === "number";
   document.querySelectorAll(".temp").forEach((el) => { el.hidden = !hasTemp; });
   if (hasTemp) $("s-temp").textContent = `${s.cpu_temp_c.toFixed(1)} °C`;
+  renderMqtt(s.mqtt);
   if (s.result !== undefined) renderRecognition(s.result);
+}
+
+// "mqtt: connected" or "mqtt: disconnected (reason)"; hidden while MQTT is off
+function renderMqtt(m) {
+  const on = Boolean(m && m.enabled);
+  document.querySelectorAll(".mqtt").forEach((el) => { el.hidden = !on; });
+  if (!on) return;
+  const text = m.connected ? "mqtt: connected" : `mqtt: disconnected (${m.error || "connecting"})`;
+  const dropped = m.dropped_events ? `, ${m.dropped_events} events dropped` : "";
+  $("s-mqtt").textContent = text + dropped;
+  $("s-mqtt").className = "mqtt" + (m.connected ? "" : " warn");
 }
 
 // ---- what is recognised now ------------------------------------------------------------------
