@@ -55,8 +55,9 @@ case "${1:-}" in
         ;;
     test)
         shift
-        # chromium: the page tests; systemd: systemd-analyze for the unit; shellcheck: install.sh
-        apt_install chromium systemd shellcheck
+        # chromium: the page tests; systemd: systemd-analyze for the unit; shellcheck: install.sh;
+        # mosquitto (+ openssl for its test CA): the MQTT tests run a real broker on 127.0.0.1
+        apt_install chromium systemd shellcheck mosquitto openssl
         setup_venv "[test]"
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ApplianceError
+from appliance.mqtt.doctor_check import check_mqtt
 from appliance.vision import edgetpu
 
 Check = namedtuple("Check", "status name detail fix")  # status: "ok" | "warn" | "fail"
@@ -232,6 +233,7 @@ def check_power(f: Facts) -> Check | None:
 
 CHECKS = (check_python, check_runtime, check_config, check_edgetpu, check_usb_speed, check_power,
           check_camera, check_gpio, check_groups, check_models, check_disk, check_service)
+CHECKS += (check_mqtt,)  # [mqtt]: a self-contained check (appliance.mqtt.doctor_check)
 
 
 def run_checks(facts: Facts) -> list[Check]:
