@@ -125,12 +125,13 @@ class Watcher:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watcher-{free_port()}")
         self.client.username_pw_set(USER, PASSWORD)
         self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.on_connect = lambda c, *a: c.subscribe([(t, 1) for t in topics])
+        ready = threading.Event()
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_connect = (lambda c, *a: c.subscribe([(t, 1) for t in topics])) if topics else (
+            lambda *a: ready.set())
         self.client.connect("127.0.0.1", broker.port, 30)
         self.client.loop_start()
-        assert subscribed.wait(10), "the watcher could not subscribe"
+        assert ready.wait(10), "the watcher could not connect and subscribe"
 
     def _on_message(self, _c, _u, message) -> None:
         with self._cond:

@@ -98,6 +98,15 @@ def reply_for(data: dict | None, info: Any = None, error: ApplianceError | None 
     return out
 
 
+def _id_only(payload: bytes) -> dict | None:
+    """The command's id and action when it is a JSON object, so even a refused command's reply names them."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return {"id": data.get("id"), "action": data.get("action")} if isinstance(data, dict) else None
+
+
 class CommandRunner:
     """Takes raw command payloads from the network thread, runs them one by one, sends each reply."""
 
@@ -125,7 +134,7 @@ class CommandRunner:
             payload = self._queue.get()
             if payload is None:
                 return
-            data = None
+            data = _id_only(payload)
             try:
                 data = parse(payload)
                 reply = reply_for(data, execute(self.system, data))

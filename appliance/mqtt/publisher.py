@@ -19,6 +19,11 @@ def _json(data: dict) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
+def _label(recognition: dict) -> str:
+    """The class label, or "unknown" when no taught class is recognised."""
+    return recognition.get("label") if recognition.get("class_id") is not None else "unknown"
+
+
 def in_view(recognition: dict | None) -> list[int]:
     """Every taught class seen: the smoothed class, and in detect mode each box's matched class."""
     if not recognition:
@@ -37,7 +42,7 @@ def state_payload(status: dict, healthy: bool, recognition: dict | None) -> dict
     fps = (status.get("fps") or {}).get("inference")
     ms = status.get("inference_ms")
     return {
-        "label": rec.get("label") if class_id is not None else "unknown",
+        "label": _label(rec),
         "class_id": class_id,
         "score": round(float(rec.get("score") or 0.0), 4),
         "in_view": in_view(recognition),
@@ -94,10 +99,9 @@ class Publisher:
     def _recognition(self, data: dict) -> None:
         previous = self.recognition or {}
         self.recognition = data
-        event = {"type": "recognition", "class_id": data.get("class_id"),
-                 "label": data.get("label") if data.get("class_id") is not None else "unknown",
+        event = {"type": "recognition", "class_id": data.get("class_id"), "label": _label(data),
                  "score": round(float(data.get("score") or 0.0), 4), "in_view": in_view(data),
-                 "previous": {"class_id": previous.get("class_id"), "label": previous.get("label")},
+                 "previous": {"class_id": previous.get("class_id"), "label": _label(previous)},
                  "time": round(time.time(), 3)}
         self.conn.publish(self.topics.events, _json(event), qos=1, buffer=True)
         self.publish_state()
