@@ -59,7 +59,7 @@ def make_server_cert(folder: Path, ca: tuple[Path, Path]) -> tuple[Path, Path]:
 class Broker:
     """mosquitto on 127.0.0.1: a password listener on `port` and, with tls=True, a TLS one on `tls_port`."""
 
-    def __init__(self, folder: Path, *, tls: bool = False) -> None:
+    def __init__(self, folder: Path, *, tls: bool = False, persistence: bool = False) -> None:
         need_mosquitto()
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,8 @@ class Broker:
         self.password_file = folder / "password.txt"
         self.password_file.write_text(PASSWORD + "\n")
         self.ca = make_ca(folder, "test-ca") if tls else None
-        lines = ["per_listener_settings true", "persistence false", "log_dest stderr", "log_type all"]
+        lines = ["per_listener_settings true", "log_dest stderr", "log_type all",
+                 f"persistence {str(persistence).lower()}", f"persistence_location {folder}/"]
         if os.geteuid() == 0:
             lines.append("user root")  # read the files made here (else mosquitto drops to its own user)
         lines += [f"listener {self.port} 127.0.0.1", "allow_anonymous false", f"password_file {self.passwd}"]
@@ -117,12 +118,15 @@ class Broker:
 class Watcher:
     """A paho client subscribed to `topics`, recording (topic, payload, retain) as they arrive."""
 
-    def __init__(self, broker: Broker, *topics: str) -> None:
+    def __init__(self, broker: Broker, *topics: str, session: str | None = None) -> None:
+        """session: a client id whose subscriptions the broker keeps while it is away (clean session off)."""
         import paho.mqtt.client as paho
 
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cond = threading.Condition()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"watcher-{free_port()}")
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, clean_session=session is None,
+                                  client_id=session or f"watcher-{free_port()}")
+        self.client.reconnect_delay_set(0.2, 0.5)
         self.client.username_pw_set(USER, PASSWORD)
         self.client.on_message = self._on_message
         ready = threading.Event()

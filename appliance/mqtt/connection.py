@@ -29,11 +29,14 @@ MIN_PAUSE_S = 0.5
 MAX_PAUSE_S = 30.0
 LOOP_S = 0.2
 CONNECT_TIMEOUT_S = 5.0
-AUTH_FAILURES = {134: ("the broker refused the username or password",
-                       "check [mqtt] username and the password in password_file (mosquitto_passwd on the "
-                       "broker sets it)"),
-                 135: ("the broker refused this client: not authorized",
-                       "allow this username in the broker's config / ACL (or allow_anonymous for tests)")}
+PAHO_QUEUE = 1000
+LOGIN_FIX = ("check [mqtt] username and the password in password_file (mosquitto_passwd sets it on the "
+             "broker), and that the broker allows this user")
+AUTH_FAILURES = {  # Mosquitto answers a wrong password with "not authorized" (MQTT 3.1.1 return code 5)
+    134: ("the broker refused the login: bad username or password", LOGIN_FIX),
+    135: ("the broker refused the login: not authorized (wrong username or password, or a user it does "
+          "not allow)", LOGIN_FIX),
+}
 
 
 class ClosedBeforeAccepting(Exception):
@@ -128,7 +131,9 @@ class Connection:
             self._set_error(exc.problem, exc.fix)
             return
         client.will_set(self.will_topic, "offline", qos=1, retain=True)
-        client.max_queued_messages_set(self._buffer.maxlen or 100)
+        # paho's own queue holds QoS 1 messages until acknowledged (a burst on reconnect is many): bounded
+        # well above one reconnect's worth, so only a connection that silently died can fill it
+        client.max_queued_messages_set(PAHO_QUEUE)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         self._client = client
