@@ -32,10 +32,10 @@ class MqttBridge:
         m = self.settings = config.mqtt
         self.system = system
         self.topics = Topics.from_config(config)
+        self.url_base = public_url(config, getattr(system.web_server, "port", None))
         self.device = discovery.Device(name=m.device_name or f"Appliance {self.topics.device_id}",
                                        model="Teachable camera appliance", sw_version=__version__,
-                                       configuration_url=public_url(config))
-        self.url_base = public_url(config)
+                                       configuration_url=self.url_base)
         subscriptions = [self.topics.command, f"{m.fleet_prefix}/+"]
         if m.discovery:
             subscriptions += [self.topics.ha_status, discovery.class_config_filter(self.topics)]

@@ -35,14 +35,17 @@ def device_id(config: Any) -> str:
     return new
 
 
-def public_url(config: Any) -> str:
-    """`[mqtt] public_url`, else http://<this host's name>:<web port> (what other machines can open)."""
+def public_url(config: Any, port: int | None = None) -> str:
+    """`[mqtt] public_url`, else http://<this host's name>:<web port> (what other machines can open).
+
+    port: the port the page is really served on, when known (the config may say 0: any free port).
+    """
     if config.mqtt.public_url:
         return config.mqtt.public_url.rstrip("/")
     host = config.web.host
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
-    return f"http://{host}:{config.web.port}"
+    return f"http://{host}:{port or config.web.port}"
 
 
 @dataclass(frozen=True)
