@@ -26,7 +26,7 @@ from appliance.errors import ApplianceError
 log = logging.getLogger(__name__)
 
 MIN_PAUSE_S = 0.5
-MAX_PAUSE_S = 30.0
+MAX_PAUSE_S = 15.0
 LOOP_S = 0.2
 CONNECT_TIMEOUT_S = 5.0
 PAHO_QUEUE = 1000
