@@ -9,6 +9,7 @@ most every `snapshot_interval_s`.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -69,6 +70,7 @@ class Publisher:
         self._state_at = 0.0
         self._snapshot_at = -1e9
         self._snapshot: bytes | None = None
+        self._lock = threading.Lock()  # the event thread and the network thread (reconnect, HA birth) publish
 
     # -- state ---------------------------------------------------------------------------------
     def publish_state(self, *, force: bool = False, status: dict | None = None) -> bool:
@@ -77,11 +79,12 @@ class Publisher:
         state = state_payload(status, self.system.healthy(), self.recognition)
         key = (state["class_id"], state["label"], tuple(state["in_view"]), state["healthy"],
                state["backend"], state["teaching"], state["classes"])
-        now = time.monotonic()
-        if not force and key == self._state_key and now - self._state_at < self.state_interval_s:
-            return False
-        self._state_key, self._state_at = key, now
-        self.conn.publish(self.topics.state, _json(state), qos=0, retain=True)
+        with self._lock:
+            now = time.monotonic()
+            if not force and key == self._state_key and now - self._state_at < self.state_interval_s:
+                return False
+            self._state_key, self._state_at = key, now
+            self.conn.publish(self.topics.state, _json(state), qos=0, retain=True)
         return True
 
     # -- events --------------------------------------------------------------------------------
@@ -109,15 +112,16 @@ class Publisher:
 
     def publish_snapshot(self, *, force: bool = False) -> None:
         """The latest annotated frame, rate-limited; kept to re-send on reconnect."""
-        now = time.monotonic()
-        if not force and now - self._snapshot_at < self.snapshot_interval_s:
-            return
-        _, jpeg = self.system.hub.latest()
-        jpeg = jpeg or self._snapshot
-        if jpeg is None:
-            return
-        self._snapshot_at, self._snapshot = now, jpeg
-        self.conn.publish(self.topics.snapshot, jpeg, qos=0, retain=True)
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._snapshot_at < self.snapshot_interval_s:
+                return
+            _, jpeg = self.system.hub.latest()
+            jpeg = jpeg or self._snapshot
+            if jpeg is None:
+                return
+            self._snapshot_at, self._snapshot = now, jpeg
+            self.conn.publish(self.topics.snapshot, jpeg, qos=0, retain=True)
 
     def publish_classes(self, classes: list | None = None) -> list:
         if classes is None:
