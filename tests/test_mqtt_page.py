@@ -1,5 +1,5 @@
 """The page says when the broker is away: `mqtt: disconnected (reason)` in real headless Chromium, and
-`mqtt: connected` once a real Mosquitto is there; hidden while MQTT is off (the other page tests)."""
+`mqtt: connected` once a real Mosquitto is there (hidden while MQTT is off); it can publish a class set."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from mqtt_helpers import Broker
+from mqtt_helpers import Broker, Watcher
 from system_helpers import CameraFolder
 from web_helpers import wait_for, web_config
 
@@ -42,6 +42,15 @@ def test_page_shows_mqtt_disconnected_with_the_reason_then_connected(tmp_path, i
                            r"connection refused\)$"), timeout=15_000)
             broker.start()
             sync_api.expect(line).to_have_text("mqtt: connected", timeout=40_000)
+            # the page can announce the classes as a fleet class set
+            watcher = Watcher(broker, "appliance/fleet/#")
+            page.fill("#publish-name", "page-set")
+            page.click("#publish-button")
+            sync_api.expect(page.locator("#message")).to_have_text(
+                'Published class set "page-set" version 1 (0 classes).', timeout=10_000)
+            announced = watcher.wait(lambda w: w.json_on("appliance/fleet/page-set"))[-1]
+            assert announced["publisher"] == "paged" and announced["version"] == 1
+            watcher.close()
             browser.close()
     finally:
         system.stop()

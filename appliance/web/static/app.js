@@ -89,6 +89,18 @@ function renderMqtt(m) {
   $("s-mqtt").className = "mqtt" + (m.connected ? "" : " warn");
 }
 
+// the classes as a fleet class set (docs/mqtt.md): boxes subscribed to the name import them
+async function publishSet(event) {
+  event.preventDefault();
+  const name = $("publish-name").value.trim();
+  try {
+    const set = await api("POST", "/api/classes/publish", { name });
+    say(`Published class set "${set.name}" version ${set.version} (${set.classes.length} classes).`, "ok");
+  } catch (err) {
+    sayError(err);
+  }
+}
+
 // ---- what is recognised now ------------------------------------------------------------------
 function renderRecognition(data) {
   if (!data) return;
@@ -256,6 +268,7 @@ function keepStreamAlive() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("teach-form").addEventListener("submit", teachNew);
+  $("publish-form").addEventListener("submit", publishSet);
   keepStreamAlive();
   loadClasses();
   api("GET", "/api/status").then(renderStatus).catch(sayError);
