@@ -129,6 +129,7 @@ def test_broker_stopped_and_restarted_mid_run(own_broker, tmp_path, images_dir):
         wait_for(lambda: system.status()["inferences"] > inferences + 3)  # the appliance runs on
         text = prometheus_text(system.status(), system.healthy())
         assert "appliance_mqtt_connected 0" in text
+        assert f'appliance_mqtt_error_info{{error="{system.status()["mqtt"]["error"]}"}} 1' in text
         assert f"appliance_mqtt_dropped_events_total {system.status()['mqtt']['dropped_events']}" in text
 
         own_broker.start()

@@ -84,6 +84,8 @@ def prometheus_text(status: dict, healthy: bool) -> str:
            [({}, mqtt.get("connected"))])
     metric("appliance_mqtt_dropped_events_total", "counter", "MQTT events dropped while the broker was away.",
            [({}, mqtt.get("dropped_events"))])
+    metric("appliance_mqtt_error_info", "gauge", "Why MQTT is disconnected (present only then).",
+           [({"error": mqtt["error"]}, 1)] if mqtt.get("error") else [])
     for name, kind, help_, value in process_metrics():
         metric(name, kind, help_, [({}, value)])
     return "\n".join(lines) + "\n"
