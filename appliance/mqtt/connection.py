@@ -202,6 +202,8 @@ class Connection:
                             raise ClosedBeforeAccepting()
                         break
             except Exception as exc:  # any failure here is a line in the status, never a dead thread
+                if self._lost():
+                    pause = MIN_PAUSE_S  # it had worked: start the growing pause again
                 problem, fix, fatal = describe_error(exc, self.settings.host, self.settings.port)
                 self._set_error(problem, fix)
                 self._wait(MAX_PAUSE_S if fatal else pause)
