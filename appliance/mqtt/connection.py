@@ -73,6 +73,21 @@ def make_client(settings: Any, client_id: str) -> paho.Client:
     return client
 
 
+def _drop_unsent_retained(client: paho.Client) -> None:
+    """Forget retained messages the last connection left unacknowledged.
+
+    paho re-sends them after the next CONNACK, *after* on_connect has published the current state, so a
+    stale retained state or class list would overwrite the new one. Events (not retained) are kept and
+    re-sent: QoS 1 is at least once. paho 2.x keeps them in `_out_messages` (pinned major version).
+    """
+    mutex, messages = getattr(client, "_out_message_mutex", None), getattr(client, "_out_messages", None)
+    if mutex is None or messages is None:
+        return
+    with mutex:
+        for mid in [mid for mid, msg in messages.items() if msg.retain]:
+            del messages[mid]
+
+
 def describe_error(exc: BaseException, host: str, port: int) -> tuple[str, str, bool]:
     """(problem, fix, fatal) for a failed connection attempt."""
     where = f"{host}:{port}"
@@ -193,6 +208,7 @@ class Connection:
         while not self._stop.is_set():
             self._refused = None
             attempt_at = time.monotonic()
+            _drop_unsent_retained(client)
             try:
                 client.connect(self.settings.host, self.settings.port, self.settings.keepalive_s)
                 while not self._stop.is_set() and self._refused is None:
