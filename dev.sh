@@ -56,8 +56,9 @@ case "${1:-}" in
     test)
         shift
         # chromium: the page tests; systemd: systemd-analyze for the unit; shellcheck: install.sh;
-        # gcc: the stand-in libedgetpu the Edge TPU tests compile
-        apt_install chromium systemd shellcheck gcc libc6-dev
+        # gcc: the stand-in libedgetpu the Edge TPU tests compile;
+        # mosquitto (+ openssl for its test CA): the MQTT tests run a real broker on 127.0.0.1
+        apt_install chromium systemd shellcheck gcc libc6-dev mosquitto openssl
         setup_venv "[test]"
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"

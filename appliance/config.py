@@ -95,6 +95,33 @@ class ServiceConfig:
     stall_seconds: float = 10.0
 
 
+@dataclass(frozen=True)
+class MqttConfig:
+    """MQTT, Home Assistant discovery and fleet sharing (docs/mqtt.md); off unless enabled."""
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    username: str = ""
+    password_file: str = ""
+    tls_ca: str = ""            # "" = plain TCP; a CA file, or "system" for the system's CAs
+    tls_cert: str = ""
+    tls_key: str = ""
+    client_id: str = ""         # "" = appliance-<device_id>
+    device_id: str = ""         # "" = generated once and kept in <data_dir>/device_id
+    device_name: str = ""       # "" = "Appliance <device_id>"
+    topic_prefix: str = ""      # "" = appliance/<device_id>
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    keepalive_s: int = 60
+    state_interval_s: float = 30.0
+    snapshot_interval_s: float = 10.0
+    buffer_events: int = 100
+    public_url: str = ""        # "" = http://<hostname>:<web port>; used in HA and fleet announcements
+    fleet_prefix: str = "appliance/fleet"
+    fleet_subscribe: tuple[str, ...] = ()
+    fleet_password_file: str = ""
+
+
 SECTIONS: dict[str, type] = {
     "camera": CameraConfig,
     "vision": VisionConfig,
@@ -103,6 +130,7 @@ SECTIONS: dict[str, type] = {
     "controls": ControlsConfig,
     "web": WebConfig,
     "service": ServiceConfig,
+    "mqtt": MqttConfig,
 }
 
 
@@ -116,6 +144,7 @@ class Config:
     controls: ControlsConfig = field(default_factory=ControlsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     path: Path | None = field(default=None, compare=False)  # the file it was read from; not a key
 
     @property
@@ -339,4 +368,8 @@ def describe_config(config: Config) -> str:
         "  web: " + (f"http://{w.host}:{w.port}/ ({'password set' if w.password_hash else 'no password'})"
                      if w.enabled else "disabled"),
     ]
+    m = config.mqtt
+    if m.enabled:
+        lines.append(f"  mqtt: {m.host}:{m.port}" + (" (TLS)" if m.tls_ca else "")
+                     + (f", Home Assistant discovery under {m.discovery_prefix}/" if m.discovery else ""))
     return "\n".join(lines)

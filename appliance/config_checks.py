@@ -118,6 +118,35 @@ def _labels(value: tuple[str, ...]) -> None:
         raise Bad("lists the same label twice", "give each slot its own label")
 
 
+_TOPIC_FIX = 'use letters, digits, "_", "-" and "/" between levels, e.g. "appliance/kitchen"'
+
+
+def _topic(value: str) -> None:
+    """A topic prefix: no wildcards, no empty levels (so "<prefix>/state" is one well-formed topic)."""
+    if value and (not re.fullmatch(r"[^#+\x00]+", value) or "//" in value or value[0] == "/"
+                  or value[-1] == "/"):
+        raise Bad(f'is "{value}", not a valid MQTT topic prefix', _TOPIC_FIX)
+
+
+def _device_id(value: str) -> None:
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+        raise Bad(f'is "{value}"; a device id is 1 to 64 letters, digits, "_" or "-"',
+                  'e.g. "kitchen_door", or leave it empty to generate one')
+
+
+def _client_id(value: str) -> None:
+    if len(value) > 128 or any(ord(ch) < 32 for ch in value):
+        raise Bad("is too long or has control characters",
+                  "use up to 128 visible characters, or leave it empty")
+
+
+def _fleet_names(value: tuple[str, ...]) -> None:
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise Bad(f'has the set name "{name}"; set names are 1 to 64 letters, digits, "_", "-" or "."',
+                      'e.g. ["shop-products"]')
+
+
 CHECKS: dict[tuple[str, str], Any] = {
     ("", "data_dir"): _not_empty,
     ("camera", "source"): _not_empty,
@@ -154,6 +183,18 @@ CHECKS: dict[tuple[str, str], Any] = {
     ("web", "threads"): _in_range(1, 1000),
     ("web", "max_request_bytes"): _in_range(1024, 1 << 30),
     ("service", "stall_seconds"): _in_range(0.5, 3600.0),
+    ("mqtt", "host"): _not_empty,
+    ("mqtt", "port"): _in_range(1, 65535),
+    ("mqtt", "client_id"): _client_id,
+    ("mqtt", "device_id"): _device_id,
+    ("mqtt", "topic_prefix"): _topic,
+    ("mqtt", "discovery_prefix"): lambda v: (_not_empty(v), _topic(v)),
+    ("mqtt", "keepalive_s"): _in_range(5, 3600),
+    ("mqtt", "state_interval_s"): _in_range(1.0, 3600.0),
+    ("mqtt", "snapshot_interval_s"): _in_range(0.0, 3600.0),
+    ("mqtt", "buffer_events"): _in_range(1, 100000),
+    ("mqtt", "fleet_prefix"): lambda v: (_not_empty(v), _topic(v)),
+    ("mqtt", "fleet_subscribe"): _fleet_names,
 }
 
 
@@ -170,6 +211,15 @@ def section_cross_checks(section: str, values: dict[str, Any]) -> tuple[str, Bad
         shared = set(buttons) & set(leds)
         if shared:
             return "leds", Bad(f"uses pin {min(shared)}, which is also a button", "use separate pins")
+    if section == "mqtt":
+        if values["tls_cert"] and not values["tls_ca"]:
+            return "tls_cert", Bad("is set but tls_ca is not (TLS is on only with tls_ca)",
+                                   'set tls_ca to the broker\'s CA file, or "system" for the system\'s CAs')
+        if values["tls_key"] and not values["tls_cert"]:
+            return "tls_key", Bad("is set but tls_cert is not", "set tls_cert to the client certificate file")
+        if values["password_file"] and not values["username"]:
+            return "password_file", Bad("is set but username is not",
+                                        "set username too (the broker checks the pair)")
     if section == "teach" and values["max_samples_per_class"] < values["frames"]:
         return "max_samples_per_class", Bad(
             f"({values['max_samples_per_class']}) is smaller than one burst ({values['frames']} frames)",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError
 from appliance.inference.probe import runtime_line
+from appliance.mqtt.doctor_check import check_mqtt
 from appliance.vision import edgetpu
 from appliance.vision.runtime_pairs import installed_runtime_info
 
@@ -242,6 +243,7 @@ def check_power(f: Facts) -> Check | None:
 
 CHECKS = (check_python, check_runtime, check_config, check_edgetpu, check_usb_speed, check_power,
           check_camera, check_gpio, check_groups, check_models, check_disk, check_service)
+CHECKS += (check_mqtt,)  # [mqtt]: a self-contained check (appliance.mqtt.doctor_check)
 
 
 def run_checks(facts: Facts) -> list[Check]:

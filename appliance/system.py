@@ -136,6 +136,7 @@ class System:
         self.web_server = None
         self.web_url: str | None = None
         self.controls = None
+        self.mqtt = None  # appliance.mqtt.bridge.MqttBridge when [mqtt] enabled
         self._stopped = False
         self.models = Models(config, in_process=in_process, simulate_ms=simulate_ms)
         try:
@@ -197,6 +198,23 @@ class System:
             self._start_controls()
         if self.config.web.enabled if web is None else web:
             self._start_web()
+        if self.config.mqtt.enabled:
+            self._start_mqtt()
+
+    def _start_mqtt(self) -> None:
+        """The broker connection runs in the background: a broker that is down never stops the start."""
+        from appliance.mqtt.bridge import MqttBridge
+
+        self.mqtt = MqttBridge(self)
+        self.mqtt.start()
+
+    def mqtt_status(self) -> dict:
+        """The `mqtt` object of /api/status: {"enabled", "connected", "error", "dropped_events"}."""
+        if self.mqtt is None:
+            error = "not started" if self.config.mqtt.enabled else None
+            return {"enabled": bool(self.config.mqtt.enabled), "connected": False, "error": error,
+                    "dropped_events": 0}
+        return self.mqtt.status()
 
     def _start_controls(self) -> None:
         try:
@@ -248,6 +266,11 @@ class System:
         if self._stopped:
             return
         self._stopped = True
+        if self.mqtt is not None:  # first: `offline` goes out while the rest still runs
+            try:
+                self.mqtt.stop()
+            except Exception:
+                log.exception("stopping MQTT failed")
         if self.web_server is not None:
             self.web_server.stop()
         if self.controls is not None:
@@ -303,6 +326,7 @@ class System:
             "inference_worker": (self.models.worker.status() if self.models.worker is not None
                                  else {"alive": True, "restarts": 0, "last_error": None, "in_process": True}),
             "web_url": self.web_url,
+            "mqtt": self.mqtt_status(),
         })
         return snap
 

@@ -36,3 +36,13 @@ def images_dir() -> Path:
 @pytest.fixture(scope="session")
 def flowers_dir() -> Path:
     return _need(FLOWERS)
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory):
+    """One real Mosquitto for the MQTT tests (password listener + TLS listener on a test CA)."""
+    from mqtt_helpers import Broker
+
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"), tls=True)
+    yield broker
+    broker.stop()

@@ -180,7 +180,7 @@ def test_snapshot_healthz_metrics(client):
     status, headers, text = client.get("/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
     text = text.decode()
-    for name in ('appliance_fps{stage="inference"}', "appliance_inference_ms ",
+    for name in ('appliance_fps{stage="inference"}', "appliance_inference_seconds ",
                  "appliance_dropped_frames_total ", "appliance_uptime_seconds ",
                  "appliance_stream_viewers ", "appliance_classes ",
                  'appliance_backend_info{backend="cpu"', "# TYPE appliance_dropped_frames_total counter"):

@@ -1,4 +1,4 @@
-"""`appliance classes`: list, rename, delete, export and import the classes of a class store."""
+"""`appliance classes`: list, rename, delete, export, import and publish the classes of a class store."""
 
 import argparse
 import json
@@ -17,13 +17,20 @@ def register(subparsers) -> None:
             ("rename", "give a class a new label", ("old", "new")),
             ("delete", "forget a class and its samples", ("label",)),
             ("export", "write every class to one file (a class-store SQLite file)", ("file",)),
-            ("import", "merge the classes of an exported file (by label)", ("file",))):
+            ("import", "merge the classes of an exported file (by label)", ("file",)),
+            ("publish", "announce the classes as a fleet class set on MQTT (docs/mqtt.md)", ("name",))):
         sub = actions.add_parser(name, help=text, description=text)
         for arg in extra:
             sub.add_argument(arg, metavar=arg.upper(), type=Path if arg == "file" else str,
                              nargs="?" if name == "export" else None)
         if name == "export":
             _tflite_flags(sub)
+        if name == "publish":
+            sub.add_argument("--config", type=Path, metavar="FILE",
+                             help="the config with [mqtt] (default /etc/appliance/config.toml); the store "
+                                  "defaults to its data_dir's classes.sqlite")
+            sub.add_argument("--url", metavar="URL",
+                             help="the base URL other boxes fetch from (default [mqtt] public_url)")
         _common(sub, argparse.SUPPRESS)
     _common(parser, None)
     parser.set_defaults(func=run, action=None)
@@ -107,8 +114,29 @@ def _rows(infos) -> list[dict]:
     return [{"id": c.id, "label": c.label, "samples": c.samples} for c in infos]
 
 
+def _publish(args) -> int:
+    from appliance.config import load_config
+    from appliance.mqtt.oneshot import publish_set
+    from appliance.system import STORE_FILE
+
+    config = load_config(args.config)
+    store_path = args.store or Path(config.data_dir) / STORE_FILE
+    with _open(store_path) as store:
+        announcement = publish_set(config, store, args.name, url_base=args.url)
+    if args.json:
+        json.dump(announcement, sys.stdout)
+        print()
+    else:
+        print(f"published class set {announcement['name']!r} v{announcement['version']} "
+              f"({len(announcement['classes'])} classes, sha256 {announcement['sha256'][:12]}...) "
+              f"at {announcement['url']}")
+    return 0
+
+
 def run(args) -> int:
     action = args.action or "list"
+    if action == "publish":
+        return _publish(args)
     with _open(args.store, args.file if action == "import" else None) as store:
         if action == "rename":
             renamed = store.rename(_find(store, args.old).id, args.new)

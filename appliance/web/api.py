@@ -11,7 +11,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance.errors import ApplianceError, ConflictError, NotFoundError
+from appliance import class_actions
+from appliance.errors import ApplianceError, NotFoundError
 from appliance.learning.labels import validate_label
 from appliance.teacher import class_dict as class_json
 from appliance.web.state import web_state
@@ -67,18 +68,6 @@ def label_from_body() -> str:
     return validate_label(data["label"])
 
 
-def _classes_changed(reason: str, class_id: int) -> None:
-    """Tell the page (SSE) and the Teacher's listeners (button LEDs) that the class list changed."""
-    teacher = web_state().system.teacher
-    notify = getattr(teacher, "classes_changed", None) or getattr(teacher, "_classes_changed", None)
-    if notify is not None:
-        notify(reason, class_id)
-    else:
-        system = web_state().system
-        classes = [class_json(c) for c in system.store.list_classes()]
-        system.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
-
-
 @bp.get("/api/status")
 def status():
     return jsonify(status_payload(web_state()))
@@ -98,15 +87,7 @@ def list_classes():
 
 @bp.post("/api/classes")
 def teach_new_class():
-    system = web_state().system
-    label = label_from_body()
-    existing = system.store.find(label)
-    if existing is not None:
-        raise ConflictError(
-            f"a class named {existing.label!r} already exists (id {existing.id})",
-            f"to add samples to it, POST /api/classes/{existing.id}/samples; or choose another label",
-        )
-    info = system.teacher.teach(label=label)
+    info = class_actions.teach_new(web_state().system, label_from_body())
     body = class_json(info)
     return jsonify(body), 201, {"Location": f"/api/classes/{body['id']}"}
 
@@ -119,27 +100,21 @@ def get_class(class_id: int):
 @bp.post("/api/classes/<int:class_id>/samples")
 def add_samples(class_id: int):
     system = web_state().system
-    system.store.get(class_id)  # 404 before the burst, not after
+    system.store.get(class_id)  # 404 before reading the body
     if request.get_data(cache=True).strip():
         json_object()  # a body is optional, but when sent it must be JSON
-    return jsonify(class_json(system.teacher.teach(class_id=class_id)))
+    return jsonify(class_json(class_actions.add_samples(system, class_id)))
 
 
 @bp.patch("/api/classes/<int:class_id>")
 def rename_class(class_id: int):
-    system = web_state().system
     label = label_from_body()
-    info = system.store.rename(class_id, label)
-    _classes_changed("renamed", class_id)
-    return jsonify(class_json(info))
+    return jsonify(class_json(class_actions.rename(web_state().system, class_id, label)))
 
 
 @bp.delete("/api/classes/<int:class_id>")
 def delete_class(class_id: int):
-    system = web_state().system
-    system.store.get(class_id)
-    system.store.delete(class_id)
-    _classes_changed("deleted", class_id)
+    class_actions.delete(web_state().system, class_id)
     return Response(status=204)
 
 

@@ -17,7 +17,7 @@ from flask import Flask, jsonify, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException
 
 from appliance.errors import ApplianceError
-from appliance.web import api, events, metrics, models_api, stream
+from appliance.web import api, events, metrics, models_api, stream, transfer
 from appliance.web.auth import (
     MUTATING,
     OPEN_PATHS,
@@ -75,7 +75,7 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
         heartbeat_s=heartbeat_s,
         poll_s=poll_s,
     )
-    for blueprint in (api.bp, events.bp, metrics.bp, stream.bp, models_api.bp):
+    for blueprint in (api.bp, events.bp, metrics.bp, stream.bp, models_api.bp, transfer.bp):
         app.register_blueprint(blueprint)
     app.before_request(_gatekeeper)
     app.after_request(_security_headers)
@@ -104,16 +104,21 @@ def _gatekeeper():
                           request.headers.get("Referer")):
         raise ForbiddenError("this request came from another site's page",
                              "use the appliance's own page, or send the request without an Origin header")
-    upload = models_api.is_upload()  # the one non-JSON body: a model file, with its own size limit
-    if upload:
+    # the non-JSON bodies, each with its own size limit: a model file, a class-store file
+    upload = True
+    if models_api.is_upload():
         request.max_content_length = models_api.upload_limit()
+    elif request.path == transfer.IMPORT_PATH:
+        request.max_content_length = transfer.MAX_UPLOAD_BYTES
+    else:
+        upload = False
     length = request.content_length
     if length is not None and length > (request.max_content_length or 0):
         raise TooLargeError(f"the request body is {length} bytes, more than {request.max_content_length}",
                             HTTP_FIXES[413])
     path = request.path
     if path in OPEN_PATHS or path.startswith("/static/") or _logged_in(state):
-        if (request.method in MUTATING and path not in OPEN_PATHS and request.mimetype and not upload
+        if (request.method in MUTATING and path not in OPEN_PATHS and not upload and request.mimetype
                 and not request.is_json and (length or 0) > 0):
             raise api.UnsupportedMediaError(f"the body is {request.mimetype}, not JSON",
                                             "send Content-Type: application/json with a JSON object body")

@@ -1,9 +1,18 @@
-"""GET /healthz and GET /metrics: open without the password, for probes and Prometheus scrapers."""
+"""GET /healthz and GET /metrics: open without the password, for probes and Prometheus scrapers.
+
+Prometheus naming: base units (seconds, bytes), `_total` counters, an `appliance_build_info` gauge
+whose labels say what runs, and the standard `process_*` metrics read from /proc, so one Prometheus
+scraping every box of a fleet can alert on any of them.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
+
 from flask import Blueprint, Response, jsonify
 
+from appliance import __version__
 from appliance.web.state import web_state
 from appliance.web.status import unhealthy_reason, with_web_figures
 
@@ -39,8 +48,9 @@ def prometheus_text(status: dict, healthy: bool) -> str:
     fps = status.get("fps") or {}
     metric("appliance_fps", "gauge", "Frames per second by stage.",
            [({"stage": "capture"}, fps.get("capture")), ({"stage": "inference"}, fps.get("inference"))])
-    metric("appliance_inference_ms", "gauge", "Milliseconds of the latest inference.",
-           [({}, status.get("inference_ms"))])
+    ms = status.get("inference_ms")
+    metric("appliance_inference_seconds", "gauge", "Duration of the latest inference.",
+           [({}, None if ms is None else round(float(ms) / 1000.0, 6))])
     metric("appliance_dropped_frames_total", "counter", "Frames dropped because inference was busy.",
            [({}, status.get("dropped_frames"))])
     metric("appliance_frames_captured_total", "counter", "Frames captured from the source.",
@@ -61,7 +71,66 @@ def prometheus_text(status: dict, healthy: bool) -> str:
     metric("appliance_backend_info", "gauge", "The inference backend (edgetpu or cpu) and mode.",
            [({"backend": status.get("backend", ""), "mode": status.get("mode", ""),
               "warning": status.get("backend_warning") or ""}, 1)])
+    runtime = status.get("runtime") or {}
+    metric("appliance_build_info", "gauge",
+           "What runs: the appliance version, the TFLite runtime in use (and the TensorFlow it was built "
+           "from), the Edge TPU library, Python.",
+           [({"version": __version__,
+              "runtime": f"{runtime['name']} {runtime['version']}" if runtime.get("name") else "none",
+              "tensorflow": runtime.get("tensorflow") or "", "libedgetpu": runtime.get("delegate") or "",
+              "python": platform.python_version(), "backend": status.get("backend", "")}, 1)])
+    worker = status.get("inference_worker") or {}
+    metric("appliance_inference_worker_up", "gauge", "1 while the inference worker process serves.",
+           [({}, worker.get("alive"))])
+    metric("appliance_inference_worker_restarts_total", "counter", "Inference worker restarts.",
+           [({}, worker.get("restarts"))])
+    metric("appliance_backend_fallback", "gauge", "1 while running on the CPU after the accelerator failed.",
+           [({}, status.get("backend_fallback"))])
+    metric("appliance_inference_errors_total", "counter", "Inferences that raised an error.",
+           [({}, status.get("inference_errors"))])
+    metric("appliance_events_dropped_total", "counter", "Events dropped for slow subscribers.",
+           [({}, status.get("events_dropped"))])
+    mqtt = status.get("mqtt") or {}
+    metric("appliance_mqtt_enabled", "gauge", "1 when [mqtt] is enabled.", [({}, mqtt.get("enabled"))])
+    metric("appliance_mqtt_connected", "gauge", "1 while connected to the MQTT broker.",
+           [({}, mqtt.get("connected"))])
+    metric("appliance_mqtt_dropped_events_total", "counter", "MQTT events dropped while the broker was away.",
+           [({}, mqtt.get("dropped_events"))])
+    metric("appliance_mqtt_error_info", "gauge", "Why MQTT is disconnected (present only then).",
+           [({"error": mqtt["error"]}, 1)] if mqtt.get("error") else [])
+    for name, kind, help_, value in process_metrics():
+        metric(name, kind, help_, [({}, value)])
     return "\n".join(lines) + "\n"
+
+
+def process_metrics(proc: str = "/proc/self") -> list[tuple[str, str, str, float]]:
+    """The standard process_* metrics (as Prometheus client libraries name them), from /proc on Linux."""
+    out: list[tuple[str, str, str, float]] = []
+    try:
+        with open(f"{proc}/stat", encoding="ascii") as f:
+            fields = f.read().rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime"))
+        # fields[0] is the state (field 3 of stat): utime is field 14, so index 11
+        out += [
+            ("process_cpu_seconds_total", "counter", "User and system CPU time spent.",
+             (int(fields[11]) + int(fields[12])) / ticks),
+            ("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.",
+             boot + int(fields[19]) / ticks),
+            ("process_virtual_memory_bytes", "gauge", "Virtual memory size.", int(fields[20])),
+            ("process_resident_memory_bytes", "gauge", "Resident memory size.", int(fields[21]) * page),
+        ]
+        out.append(("process_open_fds", "gauge", "Open file descriptors.", len(os.listdir(f"{proc}/fd"))))
+        with open(f"{proc}/limits", encoding="ascii") as f:
+            soft = next(line.split()[3] for line in f if line.startswith("Max open files"))
+        if soft.isdigit():
+            out.append(("process_max_fds", "gauge", "Limit of open file descriptors.", int(soft)))
+        out.append(("process_threads", "gauge", "OS threads.", int(fields[17])))
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass  # not Linux: the process metrics are left out, the rest still serves
+    return out
 
 
 def _class_count(status: dict) -> int | None:

@@ -74,7 +74,31 @@ function renderStatus(s) {
   const hasTemp = typeof s.cpu_temp_c === "number";
   document.querySelectorAll(".temp").forEach((el) => { el.hidden = !hasTemp; });
   if (hasTemp) $("s-temp").textContent = `${s.cpu_temp_c.toFixed(1)} °C`;
+  renderMqtt(s.mqtt);
   if (s.result !== undefined) renderRecognition(s.result);
+}
+
+// "mqtt: connected" or "mqtt: disconnected (reason)"; hidden while MQTT is off
+function renderMqtt(m) {
+  const on = Boolean(m && m.enabled);
+  document.querySelectorAll(".mqtt").forEach((el) => { el.hidden = !on; });
+  if (!on) return;
+  const text = m.connected ? "mqtt: connected" : `mqtt: disconnected (${m.error || "connecting"})`;
+  const dropped = m.dropped_events ? `, ${m.dropped_events} events dropped` : "";
+  $("s-mqtt").textContent = text + dropped;
+  $("s-mqtt").className = "mqtt" + (m.connected ? "" : " warn");
+}
+
+// the classes as a fleet class set (docs/mqtt.md): boxes subscribed to the name import them
+async function publishSet(event) {
+  event.preventDefault();
+  const name = $("publish-name").value.trim();
+  try {
+    const set = await api("POST", "/api/classes/publish", { name });
+    say(`Published class set "${set.name}" version ${set.version} (${set.classes.length} classes).`, "ok");
+  } catch (err) {
+    sayError(err);
+  }
 }
 
 // ---- what is recognised now ------------------------------------------------------------------
@@ -256,6 +280,7 @@ async function retryAccelerator() {
 document.addEventListener("DOMContentLoaded", () => {
   $("teach-form").addEventListener("submit", teachNew);
   $("retry-accelerator").addEventListener("click", retryAccelerator);
+  $("publish-form").addEventListener("submit", publishSet);
   keepStreamAlive();
   loadClasses();
   api("GET", "/api/status").then(renderStatus).catch(sayError);
