@@ -64,20 +64,25 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_auto_falls_back_to_the_cpu_when_the_start_up_probe_crashes(box):
-    tmp_path, env, mode = box
-    mode.write_text("segv\n")
-    env["FAKE_EDGETPU_AT"] = "create"  # libedgetpu crashes as soon as it is used
+@pytest.mark.parametrize("mode, at, says, fix", [
+    ("segv", "create", "was killed by SIGSEGV", "install.sh --edgetpu"),  # crashes as soon as it is used
+    ("fail", "prepare", "could not open the first Edge TPU", "plug in the Coral"),
+])
+def test_auto_falls_back_to_the_cpu_when_the_start_up_probe_fails(box, mode, at, says, fix):
+    tmp_path, env, mode_file = box
+    mode_file.write_text(mode + "\n")
+    env["FAKE_EDGETPU_AT"] = at
     app = Appliance(tmp_path, env, "--device", "auto", "--config", write_config(tmp_path))
     try:
         status = app.wait_for(lambda s: s["inference_worker"]["alive"] and s["inferences"] > 3)
         assert status["backend"] == "cpu" and status["backend_fallback"] is True
         warning = status["backend_warning"]
-        assert "probe" in warning and "SIGSEGV" in warning and "running on the CPU" in warning
-        assert "install.sh --edgetpu" in warning
+        assert "probe" in warning and says in warning and "running on the CPU" in warning
+        assert fix in warning
         assert app.get("/healthz")[0] == 200 and app.get("/")[0] == 200
         metrics = app.get("/metrics")[1]
-        assert 'backend="cpu"' in metrics and "SIGSEGV" in metrics
+        assert 'backend="cpu"' in metrics and says in metrics
+        assert "appliance_backend_fallback 1" in metrics
     finally:
         assert app.stop() == 0, app.output()
 
