@@ -288,16 +288,28 @@ class Pipeline:
                 self.inference.finish(job)
 
     def _done(self, started: tuple[Frame, Job, float] | None, last_key: tuple | None) -> tuple | None:
-        """Finish one started frame (None: it failed to start) and free its place."""
+        """Finish one started frame (None: it failed to start): read its result, free its place at once
+        (the next frame may go to the worker while this one is published), then publish it."""
+        if started is None:
+            self._release()
+            return last_key
+        frame, job, t0 = started
         try:
-            return self._finish(*started, last_key) if started is not None else last_key
-        finally:
-            with self._started_lock:
-                self._started -= 1
-                if self._started > 0:
-                    self.stats.inference_started()  # the next one is running now
-            if self.inference.overlaps:
-                self._in_flight.release()
+            result = self.inference.finish(job)
+        except Exception as exc:  # e.g. an Edge TPU unplugged, the worker restarting
+            self._release()
+            self._failed(frame, exc)
+            return last_key
+        self._release()
+        return self._publish(frame, result, t0, last_key)
+
+    def _release(self) -> None:
+        with self._started_lock:
+            self._started -= 1
+            if self._started > 0:
+                self.stats.inference_started()  # the next one is running now
+        if self.inference.overlaps:
+            self._in_flight.release()
 
     def _start(self, frame: Frame) -> tuple[Frame, Job, float] | None:
         t0 = time.perf_counter()
@@ -317,12 +329,7 @@ class Pipeline:
         self._to_encode.put((frame, None))  # viewers still see the live picture
         self._stop.wait(READ_ERROR_BACKOFF_S)
 
-    def _finish(self, frame: Frame, job: Job, t0: float, last_key: tuple | None) -> tuple | None:
-        try:
-            result = self.inference.finish(job)
-        except Exception as exc:
-            self._failed(frame, exc)
-            return last_key
+    def _publish(self, frame: Frame, result: Result, t0: float, last_key: tuple | None) -> tuple | None:
         self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
         self.stats.add_stages(result.timings)
         self._latest_result = result
