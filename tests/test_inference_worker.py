@@ -130,3 +130,20 @@ def test_probe_agreement_on_real_outputs(local, images_dir):
     assert agreement(nudged.astype(parrot.dtype), parrot).max_steps == 2
     other = agreement(cat, parrot)
     assert not other.same_top and other.max_steps > 2
+
+
+def test_sigterm_to_the_worker_leaves_its_stopping_to_the_appliance(models_dir, images_dir):
+    """systemd stops a service with SIGTERM to every process in it: the worker must not die of it first
+    (the appliance would see a crash while stopping); the appliance stops it, or a closed pipe does."""
+    worker = InferenceWorker([ModelSpec("classifier", str(models_dir / TINY), "cpu", "", 1)], "cpu")
+    worker.start()
+    try:
+        process = worker.client().process
+        os.kill(process.pid, signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.is_alive() and worker.restarts == 0 and worker.status()["last_error"] is None
+        remote = Classifier(RemoteModel(worker, "classifier"))
+        assert remote.classify(read_image(images_dir / "parrot.jpg"), top_k=1)[0].label == "89"
+    finally:
+        worker.close()
+    assert not process.is_alive()

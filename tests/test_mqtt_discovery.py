@@ -137,7 +137,8 @@ def test_discovery_state_commands_and_class_sensors(running, mqtt_broker, images
     state = w.json_on(f"{PREFIX}/state")[-1]
     assert {"label", "score", "backend", "healthy", "fps", "in_view"} <= set(state)
     assert state["label"] == "unknown" and state["backend"] == "cpu"
-    w.wait(lambda w: w.json_on(f"{PREFIX}/state")[-1]["healthy"])
+    # healthy comes with the first inference; an fps needs two (the state is re-sent every second)
+    w.wait(lambda w: w.json_on(f"{PREFIX}/state")[-1]["healthy"] and w.json_on(f"{PREFIX}/state")[-1]["fps"])
     state = w.json_on(f"{PREFIX}/state")[-1]
     assert render(found[f"{DP}/binary_sensor/{DEV}/health/config"]["value_template"], state) == "OFF"
     assert render(found[f"{DP}/sensor/{DEV}/class/config"]["value_template"], state) == "unknown"

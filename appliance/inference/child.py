@@ -76,7 +76,10 @@ def describe_on_cpu(spec: ModelSpec) -> ModelInfo:
 
 def main(conn, specs: list[ModelSpec], log_level: int = logging.WARNING) -> None:
     """The worker's entry point (multiprocessing spawns it): load, report, attach, serve until told."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the appliance's to handle; it stops us
+    # Ctrl-C, and systemd's SIGTERM to the whole service, are the appliance's to handle: it stops us (and
+    # when it is gone, the closed pipe ends this loop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(levelname)s inference worker: %(message)s")
     try:
         runners = [_load(spec) for spec in specs]

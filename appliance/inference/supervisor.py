@@ -124,6 +124,8 @@ class InferenceWorker:
                 if self.failures_in_row and served_s > self.settings.stable_after_s:
                     self.failures_in_row = 0
                 continue
+            if self._stop.is_set():
+                return
             if client is not None:
                 self._failed(WorkerError(f"the inference worker {client.died}", RESTART_FIX), client)
                 with self._lock:
