@@ -47,10 +47,18 @@ apt_install() {  # installs Debian packages when we may (root or sudo); otherwis
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+dev_models_from() {  # the development machines keep verified models in ../shared/models: copy from there
+    if [ -z "${APPLIANCE_MODELS_FROM:-}" ] && [ -d ../shared/models ]; then
+        APPLIANCE_MODELS_FROM="$(cd ../shared/models && pwd)"
+        export APPLIANCE_MODELS_FROM
+    fi
+}
+
 case "${1:-}" in
     demo)
         shift
         setup_venv ""
+        dev_models_from
         exec "$VENV/bin/appliance" run --demo "$@"
         ;;
     test)
@@ -60,6 +68,7 @@ case "${1:-}" in
         # mosquitto (+ openssl for its test CA): the MQTT tests run a real broker on 127.0.0.1
         apt_install chromium systemd shellcheck gcc libc6-dev mosquitto openssl
         setup_venv "[test]"
+        dev_models_from
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
