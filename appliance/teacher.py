@@ -4,6 +4,10 @@ A burst takes `teach.frames` distinct camera frames spread over `teach.seconds`,
 it arrives (the Embedder's lock shares the model with the inference thread). A second teach while a
 burst runs raises ConflictError: presses during a burst are ignored, never queued.
 
+A burst whose frames show clearly different views (the view changed part-way) is checked by
+learning.burst_check: the consistent majority is taught, or nothing when there is none, and the teach
+event, the returned class (its `burst` field, the API's answer) and so the page say so.
+
 Buttons: slot N teaches the class labelled `controls.slot_labels[N-1]` (created on first press);
 holding it clears that class: its samples and thumbnails go, its id and label stay (store.clear), so
 the page keeps the slot and the next press fills it again.
@@ -15,12 +19,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from appliance.errors import ApplianceError, ConflictError, NotFoundError, SourceError
+from appliance.learning.burst_check import check_burst
 from appliance.learning.labels import validate_label
+from appliance.learning.store import ClassInfo
 from appliance.pipeline.annotate import encode_jpeg
 
 log = logging.getLogger(__name__)
@@ -29,12 +36,27 @@ THUMBNAIL_WIDTH = 160
 FRAME_WAIT_S = 2.0  # no camera frame for this long during a burst: give up with an error
 
 
+@dataclass(frozen=True)
+class TaughtClass(ClassInfo):
+    """The class after a burst, and what the burst kept: `warning` says why frames were dropped."""
+
+    frames: int = 0
+    kept: int = 0
+    warning: str | None = None
+
+
 def class_dict(info) -> dict:
-    """A class as events carry it (the same fields and thumbnail URL as the web API's JSON)."""
+    """A class as events carry it (the same fields and thumbnail URL as the web API's JSON).
+
+    After a teaching burst it also has `burst`: {"frames", "kept", "warning"} (warning null when every
+    frame was kept)."""
     version = int(float(info.updated or 0) * 1000)
-    return {"id": int(info.id), "label": info.label, "samples": int(info.samples),
-            "thumbnail_url": f"/api/classes/{int(info.id)}/thumbnail.jpg?v={version}",
-            "created": info.created, "updated": info.updated}
+    out = {"id": int(info.id), "label": info.label, "samples": int(info.samples),
+           "thumbnail_url": f"/api/classes/{int(info.id)}/thumbnail.jpg?v={version}",
+           "created": info.created, "updated": info.updated}
+    if isinstance(info, TaughtClass):
+        out["burst"] = {"frames": info.frames, "kept": info.kept, "warning": info.warning}
+    return out
 
 
 def thumbnail(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
@@ -95,28 +117,41 @@ class Teacher:
         try:
             self._set_busy(True, slot)
             self.events.publish("teach", {"state": "started", "label": label, "class_id": class_id,
-                                          "slot": slot, "frames": self.frames_per_burst})
+                                          "slot": slot, "frames": self.frames_per_burst,
+                                          "seconds": self.seconds})
             try:
-                embeddings, thumbs = self._burst()
+                embeddings, pictures = self._burst()
+                check = check_burst(embeddings)
+                if check.refused:
+                    raise ConflictError(check.warning, "hold one thing still in front of the camera for "
+                                        "the whole burst (about a second) and teach again")
+                embeddings = embeddings[list(check.keep)]
+                thumbs = [thumbnail(pictures[i]) for i in pick_evenly(list(check.keep),
+                                                                     self.thumbnails_per_class)]
                 if class_id is not None:
-                    info = self.store.add_samples(class_id, embeddings, thumbs)
+                    stored = self.store.add_samples(class_id, embeddings, thumbs)
                 else:
-                    info = self.store.teach(label, embeddings, thumbs)
+                    stored = self.store.teach(label, embeddings, thumbs)
             except ApplianceError as exc:
                 self.events.publish("teach", {"state": "failed", "label": label, "class_id": class_id,
                                               "slot": slot, "error": exc.problem, "fix": exc.fix})
                 raise
+            info = TaughtClass(**stored.as_dict(), frames=check.total, kept=len(check.keep),
+                               warning=check.warning)
+            if info.warning:
+                log.warning("teaching %r: %s", info.label, info.warning)
             log.info("taught %r with %d frames (%d samples now)", info.label, len(embeddings), info.samples)
             self.events.publish("teach", {"state": "finished", "label": info.label, "class_id": info.id,
-                                          "slot": slot, "frames": len(embeddings), "class": class_dict(info)})
+                                          "slot": slot, "frames": check.total, "kept": info.kept,
+                                          "warning": info.warning, "class": class_dict(info)})
             self._classes_changed("taught", info.id)
             return info
         finally:
             self._set_busy(False, slot)
             self._lock.release()
 
-    def _burst(self) -> tuple[np.ndarray, list[bytes]]:
-        """Distinct frames spread over the burst's duration, embedded as they come."""
+    def _burst(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Distinct frames spread over the burst's duration, embedded as they come; -> (vectors, pictures)."""
         n = self.frames_per_burst
         interval = self.seconds / n
         start = time.monotonic()
@@ -135,8 +170,7 @@ class Teacher:
             rgb = self.region(frame.rgb) if self.region is not None else frame.rgb
             embeddings.append(self.embedder.embed(rgb))
             pictures.append(rgb)
-        thumbs = [thumbnail(p) for p in pick_evenly(pictures, self.thumbnails_per_class)]
-        return np.stack(embeddings).astype(np.float32), thumbs
+        return np.stack(embeddings).astype(np.float32), pictures
 
     def _set_busy(self, busy: bool, slot: int | None) -> None:
         self.busy = busy

@@ -53,7 +53,7 @@ class DemoSource:
 
     def __init__(self, *, width: int = 640, height: int = 480, fps: float = 30.0, throttle: bool = True,
                  seconds_per_scene: float = 4.0, images_dir: Path | str | None = None,
-                 photos: bool = True) -> None:
+                 photos: bool = True, holds: bool = True) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.frames_per_scene = max(1, round(seconds_per_scene * fps))
         self.images_dir = Path(images_dir) if images_dir else None
@@ -61,6 +61,7 @@ class DemoSource:
         self.frame_index = 0
         self.photos: list[tuple[str, np.ndarray]] = []
         self._pacer = Pacer(fps, throttle)
+        self.holds = holds  # False: the view moves on even during a burst, as a camera's may (page test)
         self._held = False
 
     @property
@@ -73,7 +74,7 @@ class DemoSource:
 
     def hold(self, held: bool) -> None:
         """Keep showing the current picture (True) while a teaching burst records; False moves on."""
-        self._held = bool(held)
+        self._held = bool(held) and self.holds
 
     def scene(self) -> dict:
         """What shows now, for how many more seconds, and whether it is held for a teaching burst."""
