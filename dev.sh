@@ -18,12 +18,21 @@ need_python() {
 }
 
 setup_venv() {  # $1: pip extras, e.g. "[test]"
+    # Installs only when pyproject.toml changed since the last install with these extras (a stamp in
+    # .venv), so a checkout that is set up starts offline.
     need_python
+    local stamp="$VENV/.dev-sh-installed" want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1) $1"
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] \
+        && { grep -qxF "$want" "$stamp" || grep -qxF "${want% *} [test]" "$stamp"; }; then
+        return 0  # the [test] install has everything the demo needs too
+    fi
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
     fi
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".$1"
+    echo "$want" > "$stamp"
 }
 
 apt_install() {  # installs Debian packages when we may (root or sudo); otherwise says what is missing

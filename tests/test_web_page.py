@@ -1,22 +1,24 @@
 """The page in a real headless Chromium (Debian's, driven by Playwright) over the running System: the
 stream shows frames, teaching from the page lists the class with its samples, rename and delete show,
-and a phone-sized screenshot is kept in test-artifacts/web-page.png."""
+and phone-sized and wide screenshots are kept in $APPLIANCE_TEST_ARTIFACTS (default: a temporary folder,
+appliance-test-artifacts; tests write nowhere else)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 from web_helpers import Client, shared_system, wait_for
 
-from appliance.paths import REPO_ROOT
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("APPLIANCE_TEST_ARTIFACTS")
+                 or Path(tempfile.gettempdir()) / "appliance-test-artifacts")
 
 pytestmark = pytest.mark.browser
 
