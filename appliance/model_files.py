@@ -171,7 +171,8 @@ def download_verified(entry: ModelEntry, target: Path, *, url: str | None = None
         reason = getattr(exc, "reason", None) or exc
         raise ModelError(f"could not download {entry.file} from {url}: {reason}",
                          "check the network connection, or copy the models from a machine that has them: "
-                         f"`appliance models fetch --from DIR` (or set {ENV_MODELS_FROM})") from exc
+                         f"`appliance models fetch --from DIR` (in a checkout: `.venv/bin/appliance`), "
+                         f"or set {ENV_MODELS_FROM}=DIR") from exc
     except ModelError:
         tmp.unlink(missing_ok=True)
         raise
