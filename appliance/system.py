@@ -288,12 +288,8 @@ class System:
         self.models.close()
         self.hub.close()
         self.events.close()
-        got = self.teacher._lock.acquire(timeout=1.0)  # let a burst's one transaction finish or fail
-        try:
+        with self.teacher.paused(timeout=1.0):  # let a burst's one transaction finish or fail
             self.store.close()
-        finally:
-            if got:
-                self.teacher._lock.release()
 
     def __enter__(self) -> System:
         return self

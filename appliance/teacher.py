@@ -15,10 +15,11 @@ the page keeps the slot and the next press fills it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -86,8 +87,7 @@ class Teacher:
         self.seconds = max(0.0, float(seconds))
         self.thumbnails_per_class = int(thumbnails_per_class)
         self.slot_labels = tuple(slot_labels)
-        self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy) for LEDs
-        self.on_classes_changed: list[Callable[[], None]] = []
+        self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy): LEDs, demo hold
         self.region: Callable[[np.ndarray], np.ndarray] | None = None  # the part to teach (detect mode)
         self._lock = threading.Lock()
         self._busy_slot: int | None = None
@@ -144,7 +144,7 @@ class Teacher:
             self.events.publish("teach", {"state": "finished", "label": info.label, "class_id": info.id,
                                           "slot": slot, "frames": check.total, "kept": info.kept,
                                           "warning": info.warning, "class": class_dict(info)})
-            self._classes_changed("taught", info.id)
+            self.classes_changed("taught", info.id)
             return info
         finally:
             self._set_busy(False, slot)
@@ -185,17 +185,24 @@ class Teacher:
         """Forget a class's samples, keep its id and label; -> ClassInfo."""
         info = self.store.clear(class_id)
         log.info("cleared %r", info.label)
-        self._classes_changed("cleared", info.id)
+        self.classes_changed("cleared", info.id)
         return info
 
-    def _classes_changed(self, reason: str, class_id: int) -> None:
+    def classes_changed(self, reason: str, class_id: int) -> None:
+        """Publish the `classes` event with the class list as it is now (after any change to the classes)."""
         classes = [class_dict(c) for c in self.store.list_classes()]
         self.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
-        for callback in list(self.on_classes_changed):
-            try:
-                callback()
-            except Exception:
-                log.exception("classes-changed callback failed")
+
+    @contextlib.contextmanager
+    def paused(self, timeout: float) -> Iterator[bool]:
+        """No burst starts inside this block; a running one gets up to `timeout` s to commit or fail first.
+        Yields whether it got the teaching lock (False: a burst still runs; shutting down goes on anyway)."""
+        got = self._lock.acquire(timeout=timeout)
+        try:
+            yield got
+        finally:
+            if got:
+                self._lock.release()
 
     # -- buttons -------------------------------------------------------------------------------
     def slot_label(self, slot: int) -> str:
