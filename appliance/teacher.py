@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from appliance.errors import ApplianceError, ConflictError, NotFoundError, SourceError
+from appliance.errors import ApplianceError, ConflictError, SourceError
 from appliance.learning.burst_check import check_burst
 from appliance.learning.labels import validate_label
 from appliance.learning.store import ClassInfo
 from appliance.pipeline.annotate import encode_jpeg
+from appliance.slots import slot_label, slot_of
 
 log = logging.getLogger(__name__)
 
@@ -206,20 +207,11 @@ class Teacher:
 
     # -- buttons -------------------------------------------------------------------------------
     def slot_label(self, slot: int) -> str:
-        if not 1 <= slot <= len(self.slot_labels):
-            raise NotFoundError(f"there is no button slot {slot}",
-                                f"slots are 1 to {len(self.slot_labels)} ([controls] slot_labels)")
-        return self.slot_labels[slot - 1]
+        return slot_label(self.slot_labels, slot)
 
     def slot_of(self, label: str | None) -> int | None:
-        """The button slot whose class has this label (case-insensitive), or None."""
-        if label is None:
-            return None
-        key = label.casefold()
-        for i, slot_label in enumerate(self.slot_labels, start=1):
-            if slot_label.casefold() == key:
-                return i
-        return None
+        """The button slot whose class has this label (as the store matches labels), or None."""
+        return slot_of(self.slot_labels, label)
 
     def teach_slot(self, slot: int):
         """A button press: teach that slot's class; ignored (None) while a burst runs."""
