@@ -59,34 +59,45 @@ def write_config(tmp_path, **vision) -> str:
     return str(path)
 
 
+def run_with_cpu_copy_twin(box, models_dir, mode: str, device: str) -> Appliance:
+    """`appliance run` with the stand-in in `mode`, no start-up probe, and a twin that reaches Prepare."""
+    tmp_path, env, mode_file = box
+    mode_file.write_text(mode + "\n")
+    config = write_config(tmp_path, embedder=twin_is_cpu_copy(tmp_path, models_dir), probe_at_start=False)
+    return Appliance(tmp_path, env, "--device", device, "--config", config)
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 
-def test_auto_falls_back_to_the_cpu_when_the_start_up_probe_crashes(box):
-    tmp_path, env, mode = box
-    mode.write_text("segv\n")
-    env["FAKE_EDGETPU_AT"] = "create"  # libedgetpu crashes as soon as it is used
+@pytest.mark.parametrize("mode, at, says, fix", [
+    ("segv", "create", "was killed by SIGSEGV", "install.sh --edgetpu"),  # crashes as soon as it is used
+    ("fail", "prepare", "could not open the first Edge TPU", "plug in the Coral"),
+])
+def test_auto_falls_back_to_the_cpu_when_the_start_up_probe_fails(box, mode, at, says, fix):
+    tmp_path, env, mode_file = box
+    mode_file.write_text(mode + "\n")
+    env["FAKE_EDGETPU_AT"] = at
     app = Appliance(tmp_path, env, "--device", "auto", "--config", write_config(tmp_path))
     try:
         status = app.wait_for(lambda s: s["inference_worker"]["alive"] and s["inferences"] > 3)
         assert status["backend"] == "cpu" and status["backend_fallback"] is True
         warning = status["backend_warning"]
-        assert "probe" in warning and "SIGSEGV" in warning and "running on the CPU" in warning
-        assert "install.sh --edgetpu" in warning
+        assert "probe" in warning and says in warning and "running on the CPU" in warning
+        assert fix in warning
         assert app.get("/healthz")[0] == 200 and app.get("/")[0] == 200
         metrics = app.get("/metrics")[1]
-        assert 'backend="cpu"' in metrics and "SIGSEGV" in metrics
+        assert 'backend="cpu"' in metrics and says in metrics
+        assert "appliance_backend_fallback 1" in metrics
     finally:
         assert app.stop() == 0, app.output()
 
 
 def test_auto_worker_crash_loop_falls_back_then_retry_reaches_the_edge_tpu(box, models_dir):
-    tmp_path, env, mode = box
-    mode.write_text("segv\n")  # the delegate's Prepare segfaults: every worker start dies
-    config = write_config(tmp_path, embedder=twin_is_cpu_copy(tmp_path, models_dir), probe_at_start=False)
-    app = Appliance(tmp_path, env, "--device", "auto", "--config", config)
+    tmp_path, _, mode = box
+    app = run_with_cpu_copy_twin(box, models_dir, "segv", "auto")  # every worker start dies in Prepare
     try:
         # (with no class taught there is nothing to invoke, so "alive" is what shows the worker serving)
         status = app.wait_for(lambda s: s["backend_fallback"] and s["inference_worker"]["alive"])
@@ -119,10 +130,7 @@ def test_auto_worker_crash_loop_falls_back_then_retry_reaches_the_edge_tpu(box, 
 
 
 def test_edgetpu_device_keeps_retrying_reports_unhealthy_and_teaching_is_503(box, models_dir):
-    tmp_path, env, mode = box
-    mode.write_text("abort\n")
-    config = write_config(tmp_path, embedder=twin_is_cpu_copy(tmp_path, models_dir), probe_at_start=False)
-    app = Appliance(tmp_path, env, "--device", "edgetpu", "--config", config)
+    app = run_with_cpu_copy_twin(box, models_dir, "abort", "edgetpu")
     try:
         status = app.wait_for(lambda s: s["inference_worker"]["restarts"] == 0
                               and (s["inference_worker"]["last_error"] or "").count("SIGABRT"))
@@ -139,10 +147,7 @@ def test_edgetpu_device_keeps_retrying_reports_unhealthy_and_teaching_is_503(box
 
 
 def test_auto_hung_worker_is_killed_and_falls_back(box, models_dir):
-    tmp_path, env, mode = box
-    mode.write_text("hang\n")
-    config = write_config(tmp_path, embedder=twin_is_cpu_copy(tmp_path, models_dir), probe_at_start=False)
-    app = Appliance(tmp_path, env, "--device", "auto", "--config", config)
+    app = run_with_cpu_copy_twin(box, models_dir, "hang", "auto")
     try:
         status = app.wait_for(lambda s: s["backend_fallback"] and s["inference_worker"]["alive"], timeout=90)
         assert "hung" in status["backend_warning"] and status["backend"] == "cpu"

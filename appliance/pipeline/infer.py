@@ -5,6 +5,7 @@ Kept apart from the threads in worker.py so it can be called (and tested, and be
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ class Job:
     frame: np.ndarray
     prepared: dict
     pending: dict  # engine role -> what its start() returned
+    classes: tuple[int | None, bool] = (None, False)  # Inference.classes_state() when it started
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,9 @@ class Inference:
         self.engines = engines
         self.settings = settings
         self.smoother = Smoother(settings.smoothing_frames, settings.unknown_threshold)
-        self._store_version: int | None = None
-        self._has_classes = False
+        self._classes_lock = threading.Lock()
+        self._classes: tuple[int | None, bool] = (None, False)   # (store version, any class taught)
+        self._smoothed_version: int | None = None                 # the version the smoother is for
 
     @property
     def mode(self) -> str:
@@ -110,17 +113,25 @@ class Inference:
                    for e in (self.engines.embedder, self.engines.classifier, self.engines.detector)
                    if e is not None)
 
-    def has_classes(self) -> bool:
-        """Whether any class is taught; re-read only when the store's version moves (and reset smoothing)."""
+    def classes_state(self) -> tuple[int | None, bool]:
+        """(store version, whether any class is taught), re-read only when the store's version moves.
+        Called where a frame starts; the smoother follows the version where frames finish."""
         store = self.engines.store
         if store is None:
-            return self.engines.recognizer is not None
+            return None, self.engines.recognizer is not None
         version = store.version
-        if version != self._store_version:
-            self._store_version = version
-            self._has_classes = any(c.samples > 0 for c in store.list_classes())
+        with self._classes_lock:
+            if version != self._classes[0]:
+                self._classes = (version, any(c.samples > 0 for c in store.list_classes()))
+            return self._classes
+
+    def _follow(self, job: Job) -> bool:
+        """Reset the smoothing when the classes changed since the last finished frame; -> any taught."""
+        version, taught = job.classes
+        if version != self._smoothed_version:
+            self._smoothed_version = version
             self.smoother.reset()
-        return self._has_classes
+        return taught
 
     def _recognize(self, embedding: np.ndarray, timings, stages: dict[str, float]):
         _add_timings(stages, timings)
@@ -152,15 +163,16 @@ class Inference:
         prepared = prepared or {}
         eng = self.engines
         pending: dict[str, Any] = {}
+        classes = self.classes_state()
         if self.settings.mode == "detect":
             pixels = prepared["detect"][0] if "detect" in prepared else frame
             pending["detector"] = eng.detector.start(pixels)
-            return Job(seq, frame, prepared, pending)
-        if eng.embedder is not None and (eng.recognizer is None or self.has_classes()):
+            return Job(seq, frame, prepared, pending, classes)
+        if eng.embedder is not None and (eng.recognizer is None or classes[1]):
             pending["embedder"] = eng.embedder.start(prepared.get(eng.embedder.model.input_size, frame))
         if eng.classifier is not None and (self.settings.show_base_labels or eng.embedder is None):
             pending["classifier"] = eng.classifier.start(prepared.get(eng.classifier.model.input_size, frame))
-        return Job(seq, frame, prepared, pending)
+        return Job(seq, frame, prepared, pending, classes)
 
     def finish(self, job: Job) -> Result:
         stages: dict[str, float] = {}
@@ -175,6 +187,7 @@ class Inference:
         raw = smoothed = None
         classes = []
         eng = self.engines
+        self._follow(job)
         if "embedder" in job.pending:
             embedding, timings = eng.embedder.finish(job.pending["embedder"])
             if eng.recognizer is not None:
@@ -198,8 +211,9 @@ class Inference:
         _add_timings(stages, timings)
         matches: list = [None] * len(objects)
         best = None
+        taught = self._follow(job)
         if (self.settings.classify_detections and eng.embedder is not None and eng.recognizer is not None
-                and objects and self.has_classes()):
+                and objects and taught):
             for i, obj in enumerate(objects):
                 pixels = crop(frame, obj.bbox)
                 if pixels is None:
@@ -209,5 +223,5 @@ class Inference:
                 matches[i] = vote
                 if vote.class_id is not None and (best is None or vote.score > best.score):
                     best = vote
-        smoothed = self.smoother.update(best) if self.has_classes() else None
+        smoothed = self.smoother.update(best) if taught else None
         return Result(job.seq, "detect", smoothed, [], objects, stages, matches, best, time.monotonic())

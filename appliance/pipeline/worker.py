@@ -2,12 +2,16 @@
 
 Three threads so that reading/decoding the next frame, invoking the model, and drawing/encoding the
 previous result overlap (TFLite's invoke and OpenCV release the GIL). Between them only one-item slots:
-when a later stage is slower, older items are replaced and counted, never queued.
+when a later stage is slower, older items are replaced and counted, never queued. With the models in
+the inference worker process a fourth thread finishes results, so that the next frame is already
+queued in the worker while the last one's outputs are read (at most IN_FLIGHT frames started).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +31,7 @@ from appliance.pipeline.stats import Stats
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.25            # how often idle threads look at the stop flag
+IN_FLIGHT = 2            # frames started and not yet finished: one invoking, the next queued behind it
 READ_ERROR_BACKOFF_S = 0.5
 EMPTY_READ_SLEEP_S = 0.005
 
@@ -98,6 +103,10 @@ class Pipeline:
         self._latest_frame: Frame | None = None
         self._latest_result: Result | None = None
         self._capture_seq = 0
+        self._jobs: queue.Queue[tuple[Frame, Job, float]] = queue.Queue()
+        self._in_flight = threading.Semaphore(IN_FLIGHT)
+        self._started = 0                  # frames started and not finished
+        self._started_lock = threading.Lock()
         self.read_errors = 0
         self.inference_errors = 0
         self.encode_skipped = 0
@@ -113,8 +122,14 @@ class Pipeline:
         self._started_at = time.monotonic()
         if self.opencv_threads is not None:
             cv2.setNumThreads(self.opencv_threads)
-        for name, target in (("capture", self._capture_loop), ("inference", self._inference_loop),
-                             ("encode", self._encode_loop)):
+        self._jobs = queue.Queue()
+        self._in_flight = threading.Semaphore(IN_FLIGHT)
+        self._started = 0
+        loops = [("capture", self._capture_loop), ("inference", self._inference_loop),
+                 ("encode", self._encode_loop)]
+        if self.inference.overlaps:
+            loops.insert(2, ("results", self._results_loop))
+        for name, target in loops:
             thread = threading.Thread(target=self._guard(target), name=f"pipeline-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -231,23 +246,58 @@ class Pipeline:
                 self.stats.frames_dropped(self._frames.dropped - before)
 
     def _inference_loop(self) -> None:
-        """Start the next frame before finishing the last one: with the models in the inference worker,
-        the accelerator runs frame N+1 while this thread reads N's outputs (one in flight, one queued)."""
+        """Take the newest frame and run it. With the models in the inference worker this thread only
+        starts frames (at most IN_FLIGHT at once: one invoking, the next queued behind it) and the
+        results thread finishes them, so the accelerator never waits for the CPU work around it."""
         last_key: tuple | None = None
-        running: tuple[Frame, Job, float] | None = None
         while not self._stop.is_set():
-            if running is not None and not self.inference.overlaps:  # in-process models: nothing to gain
-                last_key = self._finish(*running, last_key)
-                running = None
-            item = self._frames.take(0.0 if running is not None else WAIT_S)
-            if item is not None and running is None:
-                self.stats.inference_started()
-            started = self._start(item[1]) if item is not None else None
-            if running is not None:
-                last_key = self._finish(*running, last_key)
-                if started is not None:
+            if self.inference.overlaps and not self._in_flight.acquire(timeout=WAIT_S):
+                continue
+            item = self._frames.take(WAIT_S)
+            if item is None:
+                if self.inference.overlaps:
+                    self._in_flight.release()
+                continue
+            with self._started_lock:
+                if self._started == 0:
                     self.stats.inference_started()
-            running = started
+                self._started += 1
+            started = self._start(item[1])
+            if not self.inference.overlaps:
+                last_key = self._done(started, last_key)
+            elif started is None:
+                self._done(None, last_key)
+            else:
+                self._jobs.put(started)
+
+    def _results_loop(self) -> None:
+        """Finish started frames in order (models in the worker only)."""
+        last_key: tuple | None = None
+        while not self._stop.is_set():
+            try:
+                started = self._jobs.get(timeout=WAIT_S)
+            except queue.Empty:
+                continue
+            last_key = self._done(started, last_key)
+        while True:  # stopping: collect what is still in the worker, so its slots come free
+            try:
+                frame, job, _ = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            with contextlib.suppress(Exception):
+                self.inference.finish(job)
+
+    def _done(self, started: tuple[Frame, Job, float] | None, last_key: tuple | None) -> tuple | None:
+        """Finish one started frame (None: it failed to start) and free its place."""
+        try:
+            return self._finish(*started, last_key) if started is not None else last_key
+        finally:
+            with self._started_lock:
+                self._started -= 1
+                if self._started > 0:
+                    self.stats.inference_started()  # the next one is running now
+            if self.inference.overlaps:
+                self._in_flight.release()
 
     def _start(self, frame: Frame) -> tuple[Frame, Job, float] | None:
         t0 = time.perf_counter()
