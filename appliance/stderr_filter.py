@@ -15,18 +15,20 @@ import sys
 import threading
 
 DROP = re.compile(rb"^INFO: (Created|Initialized|Replacing) TensorFlow Lite")
-ONCE = re.compile(rb"no Edge TPU found: running on the CPU")
+# the notice as a log line of its own (the appliance's "WARNING: ..." or the worker's "WARNING inference
+# worker: ..."); a line that only mentions it, such as run's "serving: ...; WARNING: ..." line, always shows
+ONCE = re.compile(rb"^WARNING(?::| [\w. ]+:) (no Edge TPU found: running on the CPU)")
 
 
 def keep_line(line: bytes, seen: set[bytes]) -> bool:
     """Whether a stderr line is shown: not TFLite's INFO chatter, and the CPU notice only the first time."""
     if DROP.match(line):
         return False
-    once = ONCE.search(line)
+    once = ONCE.match(line)
     if once:
-        if once.group(0) in seen:
+        if once.group(1) in seen:
             return False
-        seen.add(once.group(0))
+        seen.add(once.group(1))
     return True
 
 

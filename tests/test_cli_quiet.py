@@ -28,6 +28,8 @@ def test_keep_line():
     assert not keep_line(b"WARNING inference worker: " + NOTICE.encode() + b" (a.tflite)", seen)
     assert keep_line(b"appliance: error: something", seen)
     assert keep_line(b"INFO: demo source: 4 photos from the package", seen)
+    serving = b"INFO: serving: classify mode; camera demo; WARNING: " + NOTICE.encode() + b"; page http://x"
+    assert keep_line(serving, seen) and keep_line(serving, seen)  # it says where the page is: always shown
 
 
 def test_bench_says_the_cpu_notice_once_and_no_tflite_info(tmp_path, models_dir):
