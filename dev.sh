@@ -18,12 +18,21 @@ need_python() {
 }
 
 setup_venv() {  # $1: pip extras, e.g. "[test]"
+    # Installs only when pyproject.toml changed since the last install with these extras (a stamp in
+    # .venv), so a checkout that is set up starts offline.
     need_python
+    local stamp="$VENV/.dev-sh-installed" want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1) $1"
+    if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] \
+        && { grep -qxF "$want" "$stamp" || grep -qxF "${want% *} [test]" "$stamp"; }; then
+        return 0  # the [test] install has everything the demo needs too
+    fi
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
     fi
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".$1"
+    echo "$want" > "$stamp"
 }
 
 apt_install() {  # installs Debian packages when we may (root or sudo); otherwise says what is missing
@@ -47,10 +56,18 @@ apt_install() {  # installs Debian packages when we may (root or sudo); otherwis
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+dev_models_from() {  # the development machines keep verified models in ../shared/models: copy from there
+    if [ -z "${APPLIANCE_MODELS_FROM:-}" ] && [ -d ../shared/models ]; then
+        APPLIANCE_MODELS_FROM="$(cd ../shared/models && pwd)"
+        export APPLIANCE_MODELS_FROM
+    fi
+}
+
 case "${1:-}" in
     demo)
         shift
         setup_venv ""
+        dev_models_from
         exec "$VENV/bin/appliance" run --demo "$@"
         ;;
     test)
@@ -60,6 +77,7 @@ case "${1:-}" in
         # mosquitto (+ openssl for its test CA): the MQTT tests run a real broker on 127.0.0.1
         apt_install chromium systemd shellcheck gcc libc6-dev mosquitto openssl
         setup_venv "[test]"
+        dev_models_from
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

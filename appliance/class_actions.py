@@ -10,18 +10,11 @@ from typing import Any
 
 from appliance.errors import ConflictError, NotFoundError
 from appliance.learning.labels import validate_label
-from appliance.teacher import class_dict
 
 
 def classes_changed(system: Any, reason: str, class_id: int) -> None:
-    """Tell the page (SSE), the Teacher's listeners (button LEDs) and MQTT that the class list changed."""
-    teacher = system.teacher
-    notify = getattr(teacher, "classes_changed", None) or getattr(teacher, "_classes_changed", None)
-    if notify is not None:
-        notify(reason, class_id)
-    else:
-        classes = [class_dict(c) for c in system.store.list_classes()]
-        system.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
+    """Tell the page (SSE) and MQTT (both listen to the `classes` event) that the class list changed."""
+    system.teacher.classes_changed(reason, class_id)
 
 
 def find_class(system: Any, *, class_id: int | None = None, label: str | None = None):

@@ -2,6 +2,8 @@
 
 Each command module defines `register(subparsers)`, which adds its parser and sets `func`.
 Errors a user can fix (ApplianceError) are printed to stderr without a traceback, exit code 2.
+Without --verbose, log lines are short ("WARNING: ...") and TFLite's INFO chatter is filtered out of
+stderr (see stderr_filter); with it, every line shows, with times and logger names.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import sys
 
 from appliance import __version__
 from appliance.errors import ApplianceError
+from appliance.stderr_filter import StderrFilter
 
 COMMANDS = ("run", "classify", "detect", "teach", "classes", "models", "bench", "doctor", "passwd")
 
@@ -21,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="A teachable camera appliance: Edge TPU or CPU recognition, teaching, a web page.",
     )
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages, with times, and the TFLite runtime's INFO lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"appliance.commands.{name}").register(sub)
@@ -31,10 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    long_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format=long_format if args.verbose else "%(levelname)s: %(message)s")
+    quiet = None if args.verbose else StderrFilter().start()
+    try:
+        return _run(args)
+    finally:
+        if quiet is not None:
+            quiet.stop()
+
+
+def _run(args) -> int:
     try:
         return int(args.func(args) or 0)
     except ApplianceError as exc:

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 from appliance.config import ControlsConfig
 from appliance.errors import ApplianceError, ConflictError, DeviceError
+from appliance.slots import slot_of
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +118,9 @@ class Controls:
         return self.config.slot_labels[slot - 1]
 
     def slot_for(self, label: str | None) -> int | None:
-        """The slot whose label is `label` (case-insensitive), or None."""
-        if label is None:
-            return None
-        wanted = label.strip().casefold()
-        for slot in self.slots:
-            if self.config.slot_labels[slot - 1].strip().casefold() == wanted:
-                return slot
-        return None
+        """The slot whose label is `label` (as the store matches labels: appliance.slots), or None."""
+        slot = slot_of(self.config.slot_labels, label)
+        return slot if slot in self.slots else None
 
     @property
     def recording(self) -> int | None:

@@ -1,9 +1,10 @@
 """The manifest of official models, and getting a verified copy of one into the models folder.
 
-A name is looked up in the models folder, then a local folder (--from / APPLIANCE_MODELS_FROM), then
-../shared/models beside the checkout, then the official URL. Every copy or download lands in a temporary
-file in the models folder, is checked against the manifest's sha256 (or git blob id where that is all that
-is known) and only then renamed into place, so a half-written or tampered file is never used.
+A name is looked up in the models folder, then a local folder (--from / APPLIANCE_MODELS_FROM, which
+dev.sh and CI point at the development machines' verified copies), then the official URL. Every copy
+or download lands in a temporary file in the models folder, is checked against the manifest's sha256 (or
+git blob id where that is all that is known) and only then renamed into place, so a half-written or
+tampered file is never used.
 """
 
 import contextlib
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import ModelError
-from appliance.paths import MANIFEST_PATH, default_data_dir, shared_models_dir
+from appliance.paths import MANIFEST_PATH, default_data_dir
 from appliance.vision import backends
 
 ENV_MODELS_FROM = "APPLIANCE_MODELS_FROM"
@@ -170,7 +171,8 @@ def download_verified(entry: ModelEntry, target: Path, *, url: str | None = None
         reason = getattr(exc, "reason", None) or exc
         raise ModelError(f"could not download {entry.file} from {url}: {reason}",
                          "check the network connection, or copy the models from a machine that has them: "
-                         f"`appliance models fetch --from DIR` (or set {ENV_MODELS_FROM})") from exc
+                         f"`appliance models fetch --from DIR` (in a checkout: `.venv/bin/appliance`), "
+                         f"or set {ENV_MODELS_FROM}=DIR") from exc
     except ModelError:
         tmp.unlink(missing_ok=True)
         raise
@@ -189,9 +191,6 @@ def _local_sources(models_from: Path | str | None) -> list[Path]:
             raise ModelError(f"the folder to copy models from, {folder}, does not exist",
                              f"check --from / vision.models_from / {ENV_MODELS_FROM}")
         sources.append(folder)
-    shared = shared_models_dir()
-    if shared is not None:
-        sources.append(shared)
     return sources
 
 

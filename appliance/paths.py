@@ -1,4 +1,8 @@
-"""Where things live on disk: the checkout, per-user state, the shared model folder beside the checkout."""
+"""Where things live on disk: the package's checkout, per-user state, the system config.
+
+Runtime code never looks beside the checkout: a development folder of models is only ever given with
+--from or APPLIANCE_MODELS_FROM (see model_files).
+"""
 
 import os
 from pathlib import Path
@@ -13,8 +17,3 @@ def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "appliance"
 
-
-def shared_models_dir() -> Path | None:
-    """`../shared/models` beside the checkout, where this project's machines keep verified copies."""
-    candidate = REPO_ROOT.parent / "shared" / "models"
-    return candidate if candidate.is_dir() else None

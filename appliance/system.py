@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
+from appliance.camera.demo import DemoSource
 from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError, ConflictError
 from appliance.inference.protocol import ModelSpec
@@ -160,6 +161,8 @@ class System:
         if source is None:
             source = open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps, loop=cam.loop,
                                  throttle=throttle)
+        raw = source.source if isinstance(source, ReconnectingSource) else source
+        self.demo = raw if isinstance(raw, DemoSource) else None  # holds still while a burst records
         if not isinstance(source, ReconnectingSource):
             source = ReconnectingSource(source, width=cam.width, height=cam.height,
                                         stall_seconds=SOURCE_STALL_S)
@@ -176,6 +179,8 @@ class System:
                                  frame_size=(cam.width, cam.height), max_publish_fps=cam.fps)
         self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder, self.store,
                                            self.events)
+        if self.demo is not None:
+            self.teacher.on_busy.append(lambda slot, busy: self.demo.hold(busy))
         if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
             self.teacher.region = main_object_crop(self.models.detector, r.detect_threshold)
         self._runtime = backends.runtime_status(self.models.backend)  # asks dpkg: once, not per status
@@ -283,12 +288,8 @@ class System:
         self.models.close()
         self.hub.close()
         self.events.close()
-        got = self.teacher._lock.acquire(timeout=1.0)  # let a burst's one transaction finish or fail
-        try:
+        with self.teacher.paused(timeout=1.0):  # let a burst's one transaction finish or fail
             self.store.close()
-        finally:
-            if got:
-                self.teacher._lock.release()
 
     def __enter__(self) -> System:
         return self
@@ -327,6 +328,7 @@ class System:
                                  else {"alive": True, "restarts": 0, "last_error": None, "in_process": True}),
             "web_url": self.web_url,
             "mqtt": self.mqtt_status(),
+            "demo": self.demo.scene() if self.demo is not None else None,  # which photo, how long left
         })
         return snap
 

@@ -4,6 +4,10 @@ A burst takes `teach.frames` distinct camera frames spread over `teach.seconds`,
 it arrives (the Embedder's lock shares the model with the inference thread). A second teach while a
 burst runs raises ConflictError: presses during a burst are ignored, never queued.
 
+A burst whose frames show clearly different views (the view changed part-way) is checked by
+learning.burst_check: the consistent majority is taught, or nothing when there is none, and the teach
+event, the returned class (its `burst` field, the API's answer) and so the page say so.
+
 Buttons: slot N teaches the class labelled `controls.slot_labels[N-1]` (created on first press);
 holding it clears that class: its samples and thumbnails go, its id and label stay (store.clear), so
 the page keeps the slot and the next press fills it again.
@@ -11,17 +15,22 @@ the page keeps the slot and the next press fills it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from appliance.errors import ApplianceError, ConflictError, NotFoundError, SourceError
+from appliance.errors import ApplianceError, ConflictError, SourceError
+from appliance.learning.burst_check import check_burst
 from appliance.learning.labels import validate_label
+from appliance.learning.store import ClassInfo
 from appliance.pipeline.annotate import encode_jpeg
+from appliance.slots import slot_label, slot_of
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +38,27 @@ THUMBNAIL_WIDTH = 160
 FRAME_WAIT_S = 2.0  # no camera frame for this long during a burst: give up with an error
 
 
+@dataclass(frozen=True)
+class TaughtClass(ClassInfo):
+    """The class after a burst, and what the burst kept: `warning` says why frames were dropped."""
+
+    frames: int = 0
+    kept: int = 0
+    warning: str | None = None
+
+
 def class_dict(info) -> dict:
-    """A class as events carry it (the same fields and thumbnail URL as the web API's JSON)."""
+    """A class as events carry it (the same fields and thumbnail URL as the web API's JSON).
+
+    After a teaching burst it also has `burst`: {"frames", "kept", "warning"} (warning null when every
+    frame was kept)."""
     version = int(float(info.updated or 0) * 1000)
-    return {"id": int(info.id), "label": info.label, "samples": int(info.samples),
-            "thumbnail_url": f"/api/classes/{int(info.id)}/thumbnail.jpg?v={version}",
-            "created": info.created, "updated": info.updated}
+    out = {"id": int(info.id), "label": info.label, "samples": int(info.samples),
+           "thumbnail_url": f"/api/classes/{int(info.id)}/thumbnail.jpg?v={version}",
+           "created": info.created, "updated": info.updated}
+    if isinstance(info, TaughtClass):
+        out["burst"] = {"frames": info.frames, "kept": info.kept, "warning": info.warning}
+    return out
 
 
 def thumbnail(rgb: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
@@ -64,8 +88,7 @@ class Teacher:
         self.seconds = max(0.0, float(seconds))
         self.thumbnails_per_class = int(thumbnails_per_class)
         self.slot_labels = tuple(slot_labels)
-        self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy) for LEDs
-        self.on_classes_changed: list[Callable[[], None]] = []
+        self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy): LEDs, demo hold
         self.region: Callable[[np.ndarray], np.ndarray] | None = None  # the part to teach (detect mode)
         self._lock = threading.Lock()
         self._busy_slot: int | None = None
@@ -95,28 +118,41 @@ class Teacher:
         try:
             self._set_busy(True, slot)
             self.events.publish("teach", {"state": "started", "label": label, "class_id": class_id,
-                                          "slot": slot, "frames": self.frames_per_burst})
+                                          "slot": slot, "frames": self.frames_per_burst,
+                                          "seconds": self.seconds})
             try:
-                embeddings, thumbs = self._burst()
+                embeddings, pictures = self._burst()
+                check = check_burst(embeddings)
+                if check.refused:
+                    raise ConflictError(check.warning, "hold one thing still in front of the camera for "
+                                        "the whole burst (about a second) and teach again")
+                embeddings = embeddings[list(check.keep)]
+                thumbs = [thumbnail(pictures[i]) for i in pick_evenly(list(check.keep),
+                                                                     self.thumbnails_per_class)]
                 if class_id is not None:
-                    info = self.store.add_samples(class_id, embeddings, thumbs)
+                    stored = self.store.add_samples(class_id, embeddings, thumbs)
                 else:
-                    info = self.store.teach(label, embeddings, thumbs)
+                    stored = self.store.teach(label, embeddings, thumbs)
             except ApplianceError as exc:
                 self.events.publish("teach", {"state": "failed", "label": label, "class_id": class_id,
                                               "slot": slot, "error": exc.problem, "fix": exc.fix})
                 raise
+            info = TaughtClass(**stored.as_dict(), frames=check.total, kept=len(check.keep),
+                               warning=check.warning)
+            if info.warning:
+                log.warning("teaching %r: %s", info.label, info.warning)
             log.info("taught %r with %d frames (%d samples now)", info.label, len(embeddings), info.samples)
             self.events.publish("teach", {"state": "finished", "label": info.label, "class_id": info.id,
-                                          "slot": slot, "frames": len(embeddings), "class": class_dict(info)})
-            self._classes_changed("taught", info.id)
+                                          "slot": slot, "frames": check.total, "kept": info.kept,
+                                          "warning": info.warning, "class": class_dict(info)})
+            self.classes_changed("taught", info.id)
             return info
         finally:
             self._set_busy(False, slot)
             self._lock.release()
 
-    def _burst(self) -> tuple[np.ndarray, list[bytes]]:
-        """Distinct frames spread over the burst's duration, embedded as they come."""
+    def _burst(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Distinct frames spread over the burst's duration, embedded as they come; -> (vectors, pictures)."""
         n = self.frames_per_burst
         interval = self.seconds / n
         start = time.monotonic()
@@ -135,8 +171,7 @@ class Teacher:
             rgb = self.region(frame.rgb) if self.region is not None else frame.rgb
             embeddings.append(self.embedder.embed(rgb))
             pictures.append(rgb)
-        thumbs = [thumbnail(p) for p in pick_evenly(pictures, self.thumbnails_per_class)]
-        return np.stack(embeddings).astype(np.float32), thumbs
+        return np.stack(embeddings).astype(np.float32), pictures
 
     def _set_busy(self, busy: bool, slot: int | None) -> None:
         self.busy = busy
@@ -151,34 +186,32 @@ class Teacher:
         """Forget a class's samples, keep its id and label; -> ClassInfo."""
         info = self.store.clear(class_id)
         log.info("cleared %r", info.label)
-        self._classes_changed("cleared", info.id)
+        self.classes_changed("cleared", info.id)
         return info
 
-    def _classes_changed(self, reason: str, class_id: int) -> None:
+    def classes_changed(self, reason: str, class_id: int) -> None:
+        """Publish the `classes` event with the class list as it is now (after any change to the classes)."""
         classes = [class_dict(c) for c in self.store.list_classes()]
         self.events.publish("classes", {"reason": reason, "id": class_id, "classes": classes})
-        for callback in list(self.on_classes_changed):
-            try:
-                callback()
-            except Exception:
-                log.exception("classes-changed callback failed")
+
+    @contextlib.contextmanager
+    def paused(self, timeout: float) -> Iterator[bool]:
+        """No burst starts inside this block; a running one gets up to `timeout` s to commit or fail first.
+        Yields whether it got the teaching lock (False: a burst still runs; shutting down goes on anyway)."""
+        got = self._lock.acquire(timeout=timeout)
+        try:
+            yield got
+        finally:
+            if got:
+                self._lock.release()
 
     # -- buttons -------------------------------------------------------------------------------
     def slot_label(self, slot: int) -> str:
-        if not 1 <= slot <= len(self.slot_labels):
-            raise NotFoundError(f"there is no button slot {slot}",
-                                f"slots are 1 to {len(self.slot_labels)} ([controls] slot_labels)")
-        return self.slot_labels[slot - 1]
+        return slot_label(self.slot_labels, slot)
 
     def slot_of(self, label: str | None) -> int | None:
-        """The button slot whose class has this label (case-insensitive), or None."""
-        if label is None:
-            return None
-        key = label.casefold()
-        for i, slot_label in enumerate(self.slot_labels, start=1):
-            if slot_label.casefold() == key:
-                return i
-        return None
+        """The button slot whose class has this label (as the store matches labels), or None."""
+        return slot_of(self.slot_labels, label)
 
     def teach_slot(self, slot: int):
         """A button press: teach that slot's class; ignored (None) while a burst runs."""

@@ -2,15 +2,14 @@
 
 import pytest
 
-from appliance import model_files
 from appliance.cli import main
 
 
 @pytest.fixture(autouse=True)
 def private_home(tmp_path, monkeypatch):
-    """Default folders go to tmp, never the user's own data folder; models come from ../shared."""
+    """Default folders go to tmp, never the user's own data folder; models are copied from the folder in
+    APPLIANCE_MODELS_FROM (conftest sets it to the real models), as on a development machine."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(model_files.ENV_MODELS_FROM, raising=False)
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

@@ -1,13 +1,34 @@
-"""Shared fixtures: the real models, photos and few-shot data in ../shared beside the checkout."""
+"""Shared fixtures: the real models, photos and few-shot data in ../shared beside the checkout.
 
+The runtime never looks for ../shared: the tests hand the models folder over as APPLIANCE_MODELS_FROM
+(dev.sh and .ci/run set it; when it is unset, ../shared/models is used if present). Every test runs
+with HOME and the XDG folders in a temporary folder, so no test writes into the real user's
+~/.local/share/appliance (or anywhere else outside temporary folders).
+"""
+
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from appliance.model_files import ENV_MODELS_FROM
 from appliance.paths import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared"
-MODELS = SHARED / "models"
+MODELS = Path(os.environ.get(ENV_MODELS_FROM) or SHARED / "models")
+if MODELS.is_dir():
+    os.environ[ENV_MODELS_FROM] = str(MODELS)
+
+_HOME = tempfile.mkdtemp(prefix="appliance-tests-home-")
+for _var, _sub in (("HOME", ""), ("XDG_DATA_HOME", ".local/share"), ("XDG_CONFIG_HOME", ".config"),
+                   ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state")):
+    os.environ[_var] = os.path.join(_HOME, _sub) if _sub else _HOME
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
 IMAGES = SHARED / "images"
 FLOWERS = SHARED / "data" / "flowers"
 
@@ -19,7 +40,8 @@ EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"{path} not found: the real models and photos live in ../shared beside the checkout")
+        pytest.skip(f"{path} not found: the real models and photos live in ../shared beside the checkout "
+                    f"(or set {ENV_MODELS_FROM} to a folder of the models)")
     return path
 
 

@@ -160,6 +160,41 @@ def test_demo_photos_change_and_have_the_right_size(images_dir: Path) -> None:
     assert mean_abs(frames[0], frames[20]) > 20
 
 
+def test_demo_shows_the_packaged_photos_on_every_machine() -> None:
+    """No folder given: the photos inside the package, whatever lies beside the checkout."""
+    from appliance.assets import FOLDER, demo_photos
+
+    photos = demo_photos()
+    assert [p.name for p in photos] == ["cat.jpg", "owl.jpg", "parrot.jpg", "sunflower.jpg"]
+    attribution = (FOLDER / "ATTRIBUTION.md").read_text()
+    for path in photos:
+        assert path.stat().st_size <= 60_000, path
+        assert f"`{path.name}`" in attribution, f"{path.name} has no attribution"
+    source = DemoSource(width=320, height=240, fps=10.0, seconds_per_scene=1.0, throttle=False)
+    source.open()
+    assert [name for name, _ in source.photos] == [p.name for p in photos]
+    assert source.scene() == {"showing": "cat.jpg", "seconds_left": 1.0, "held": False}
+    for _ in range(13):
+        source.read()
+    assert source.scene() == {"showing": "owl.jpg", "seconds_left": 0.7, "held": False}
+
+
+def test_demo_holds_its_picture_still_while_held() -> None:
+    source = DemoSource(width=320, height=240, fps=10.0, seconds_per_scene=1.0, throttle=False)
+    source.open()
+    source.read()
+    source.read()
+    source.hold(True)
+    held = [source.read() for _ in range(30)]  # 3 s of frames: three scene changes had it not held
+    assert all(np.array_equal(held[0], f) for f in held)
+    assert source.scene()["showing"] == "cat.jpg" and source.scene()["held"]
+    source.hold(False)
+    moving = [source.read() for _ in range(10)]
+    assert mean_abs(held[0], moving[2]) > 0.5          # the pan goes on ...
+    assert mean_abs(held[0], moving[-1]) > 20          # ... and the next photo comes
+    assert source.scene()["showing"] == "owl.jpg"
+
+
 def test_demo_shapes_without_photos_and_pacing(tmp_path: Path) -> None:
     source = DemoSource(width=200, height=150, fps=20.0, seconds_per_scene=0.5, throttle=True, photos=False)
     source.open()

@@ -28,8 +28,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 @pytest.fixture()
 def no_shared(monkeypatch):
-    """Hide ../shared/models so a name must come from the folder or URL under test."""
-    monkeypatch.setattr(model_files, "shared_models_dir", lambda: None)
+    """No APPLIANCE_MODELS_FROM, so a name must come from the folder or URL under test."""
     monkeypatch.delenv(model_files.ENV_MODELS_FROM, raising=False)
 
 

@@ -52,6 +52,8 @@ def test_teach_list_thumbnail_samples_rename_delete(client, system):
     label = unique("mug")
     made = teach(client, label)
     assert made["label"] == label and made["samples"] == system.config.teach.frames
+    frames = system.config.teach.frames  # the demo held still: every frame kept, no warning
+    assert made["burst"] == {"frames": frames, "kept": frames, "warning": None}
     status, _, listed = client.get("/api/classes")
     assert status == 200
     row = next(c for c in listed if c["id"] == made["id"])

@@ -1,22 +1,24 @@
 """The page in a real headless Chromium (Debian's, driven by Playwright) over the running System: the
 stream shows frames, teaching from the page lists the class with its samples, rename and delete show,
-and a phone-sized screenshot is kept in test-artifacts/web-page.png."""
+and phone-sized and wide screenshots are kept in $APPLIANCE_TEST_ARTIFACTS (default: a temporary folder,
+appliance-test-artifacts; tests write nowhere else)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 from web_helpers import Client, shared_system, wait_for
 
-from appliance.paths import REPO_ROOT
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = REPO_ROOT / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("APPLIANCE_TEST_ARTIFACTS")
+                 or Path(tempfile.gettempdir()) / "appliance-test-artifacts")
 
 pytestmark = pytest.mark.browser
 
@@ -171,3 +173,55 @@ def test_login_page_then_the_stream(browser, base_url):
     finally:
         page.close()
         server.stop()
+
+
+def test_teaching_across_a_photo_change_in_the_demo_shows_the_warning(browser, tmp_path, models_dir):
+    """The demo camera set not to hold still (as a real camera's view may change): teaching spans a
+    photo change, and the page says what the burst kept, or that it refused; a countdown shows while it
+    records, the status names the photo showing, and an empty label gets a visible error."""
+    import dataclasses
+
+    from playwright.sync_api import expect
+    from web_helpers import web_config
+
+    from appliance.camera.demo import DemoSource
+    from appliance.system import System
+
+    config = web_config(tmp_path)
+    config = dataclasses.replace(config, teach=dataclasses.replace(config.teach, frames=10, seconds=1.5))
+    cam = config.camera
+    source = DemoSource(width=cam.width, height=cam.height, fps=cam.fps, seconds_per_scene=1.1, holds=False)
+    system = System(config, source=source)  # each photo 1.1 s, a burst 1.5 s: it always spans a change
+    system.start(web=True, controls=False)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"http://127.0.0.1:{system.web_server.port}/", wait_until="domcontentloaded")
+        showing = re.compile(r"^(cat|owl|parrot|sunflower) \(\d+\.\d s left\)$")
+        expect(page.locator("#s-demo")).to_have_text(showing, timeout=10_000)
+        page.fill("#teach-label", "   ")
+        page.click("#teach-button")
+        expect(page.locator("#message")).to_have_class(re.compile(r"\berror\b"))
+        expect(page.locator("#message")).to_contain_text("cannot be empty or only spaces")
+        assert page.evaluate("plural(1, 'sample')") == "1 sample"
+
+        kept = None
+        for attempt in range(4):  # a 5 / 5 split is refused (no majority): teach again to see one kept
+            page.fill("#teach-label", f"moving {attempt}")
+            page.click("#teach-button")
+            expect(page.locator("#countdown")).to_contain_text("Recording", timeout=5_000)
+            message = page.locator("#message")
+            expect(message).to_contain_text("the view changed during teaching", timeout=20_000)
+            expect(page.locator("#countdown")).to_be_hidden(timeout=5_000)
+            text = message.text_content()
+            kept = re.search(r"kept (\d+) of 10 frames", text)
+            if kept:
+                expect(message).to_have_class(re.compile(r"\bwarn\b"))
+                assert f"Learned “moving {attempt}” ({kept.group(1)} samples)" in text, text
+                break
+            expect(message).to_have_class(re.compile(r"\berror\b"))  # refused: nothing learned
+            assert "hold one thing still" in text, text
+        assert kept, "four bursts across a photo change were all refused"
+        assert 5 < int(kept.group(1)) < 10
+    finally:
+        page.close()
+        system.stop()

@@ -25,9 +25,11 @@ _SYSTEM: dict[str, Any] = {}
 
 
 def web_config(data_dir: Path, **web: Any):
-    """The demo config over the real photo folder, with a short teach burst so tests stay fast."""
+    """The demo config (the demo camera's real photos, held still while a burst records, so a burst never
+    spans two photos and the samples a test expects are all kept), with a short teach burst so tests stay
+    fast."""
     config = demo_config(data_dir=data_dir)
-    config = apply_overrides(config, source=str(IMAGES), models_dir=str(MODELS), device="cpu")
+    config = apply_overrides(config, source="demo", models_dir=str(MODELS), device="cpu")
     return dataclasses.replace(  # port 0 (a free port) is a test-only value the config file refuses
         config,
         teach=dataclasses.replace(config.teach, frames=4, seconds=0.3),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import socket
 import sys
 import tempfile
@@ -23,7 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from appliance.config import apply_overrides, demo_config
-from appliance.paths import REPO_ROOT, shared_models_dir
+from appliance.model_files import ENV_MODELS_FROM
+from appliance.paths import REPO_ROOT
 from appliance.vision import backends
 
 
@@ -121,7 +123,7 @@ def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device:
 
     with tempfile.TemporaryDirectory(prefix="appliance-web-bench-") as data_dir:
         config = apply_overrides(demo_config(data_dir=Path(data_dir)), source=source, device=device,
-                                 models_dir=str(shared_models_dir() or Path(data_dir) / "models"))
+                                 models_dir=os.environ.get(ENV_MODELS_FROM) or str(Path(data_dir) / "models"))
         system = System(config, throttle=throttle)
         system.start(web=False, controls=False)
         server = serve(create_app(system), "127.0.0.1", 0, max(config.web.threads, viewers + 8))

@@ -1,15 +1,21 @@
 """The built-in demo camera: needs no camera, no file and no network.
 
 What it shows:
-- when photos are found (`../shared/images` beside the checkout, or `images_dir`): each photo for
-  `seconds_per_scene` (4 s by default) with a slow pan and zoom, in file-name order, looping. These are
-  real pictures (a cat, a parrot, an owl, ...), so the base classifier names them and teaching one and
-  then another works as with a camera.
-- otherwise a synthetic scene of moving coloured shapes that changes every `seconds_per_scene`: red
-  circles on blue, yellow triangles on green, white squares on purple, cyan stripes on dark orange. The
-  scenes differ in colour and shape, so the embedder tells them apart and each can be taught as a class.
+- by default the photos shipped in the package (appliance/assets: a cat, an owl, a parrot, a sunflower;
+  see ATTRIBUTION.md there), so the demo is the same on every machine; or the photos of `images_dir`.
+  Each photo shows for `seconds_per_scene` (4 s by default) with a slow pan, in file-name order, looping.
+  They are real pictures, so the base classifier names them and teaching one and then another works as
+  with a camera.
+- with photos=False, a synthetic scene of moving coloured shapes that changes every `seconds_per_scene`:
+  red circles on blue, yellow triangles on green, white squares on purple, cyan stripes on dark orange.
+  The scenes differ in colour and shape, so the embedder tells them apart and each can be taught.
 
-Time is counted in frames (frame / fps), so throttle=False (benchmarks) gives the same pictures faster.
+While a teaching burst records, `hold(True)` keeps the current picture still (the burst cannot run past
+a photo change); `scene()` says what shows and for how long, for the page.
+
+A photo frame is a slice of the photo prepared once at open (a pan is a moving window, no resize per
+frame), so capture costs well under a millisecond. Time is counted in frames (frame / fps), so
+throttle=False (benchmarks) gives the same pictures faster.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance.assets import demo_photos
 from appliance.camera.base import Pacer, cover
 from appliance.camera.folder import list_images
 from appliance.errors import ImageError
-from appliance.paths import shared_models_dir
 from appliance.vision.images import read_image
 
 log = logging.getLogger(__name__)
@@ -36,32 +42,27 @@ SCENES = (
     ("white squares", (100, 30, 120), (245, 245, 245), "square"),
     ("cyan stripes", (150, 70, 10), (40, 220, 230), "stripe"),
 )
-PAN = 1.25  # photos are prepared this much larger than the frame, to pan and zoom across
-
-
-def default_images_dir() -> Path | None:
-    """`../shared/images` beside the checkout, when present."""
-    models = shared_models_dir()
-    candidate = models.parent / "images" if models is not None else None
-    return candidate if candidate is not None and candidate.is_dir() else None
+PAN = 1.2  # photos are prepared this much larger than the frame, to pan across
 
 
 class DemoSource:
-    """Photos with slow pan / zoom when any are found, else moving coloured shapes."""
+    """Photos with a slow pan (the package's own, or images_dir's), or moving coloured shapes."""
 
     realtime = False
     name = "demo"
 
     def __init__(self, *, width: int = 640, height: int = 480, fps: float = 30.0, throttle: bool = True,
                  seconds_per_scene: float = 4.0, images_dir: Path | str | None = None,
-                 photos: bool = True) -> None:
+                 photos: bool = True, holds: bool = True) -> None:
         self.width, self.height, self.fps = width, height, fps
         self.frames_per_scene = max(1, round(seconds_per_scene * fps))
-        self.images_dir = Path(images_dir) if images_dir else (default_images_dir() if photos else None)
+        self.images_dir = Path(images_dir) if images_dir else None
         self.use_photos = photos
         self.frame_index = 0
         self.photos: list[tuple[str, np.ndarray]] = []
         self._pacer = Pacer(fps, throttle)
+        self.holds = holds  # False: the view moves on even during a burst, as a camera's may (page test)
+        self._held = False
 
     @property
     def showing(self) -> str:
@@ -71,17 +72,28 @@ class DemoSource:
             return self.photos[scene % len(self.photos)][0]
         return SCENES[scene % len(SCENES)][0]
 
+    def hold(self, held: bool) -> None:
+        """Keep showing the current picture (True) while a teaching burst records; False moves on."""
+        self._held = bool(held) and self.holds
+
+    def scene(self) -> dict:
+        """What shows now, for how many more seconds, and whether it is held for a teaching burst."""
+        step = self.frame_index % self.frames_per_scene
+        return {"showing": self.showing, "seconds_left": round((self.frames_per_scene - step) / self.fps, 1),
+                "held": self._held}
+
     def open(self) -> None:
         self.frame_index = 0
         self._pacer.reset()
-        self.photos = self._load_photos() if self.use_photos and self.images_dir else []
-        log.info("demo source: %s", f"{len(self.photos)} photos from {self.images_dir}" if self.photos
-                 else "moving coloured shapes (no photos found)")
+        self.photos = self._load_photos() if self.use_photos else []
+        where = self.images_dir or "the package"
+        log.info("demo source: %s", f"{len(self.photos)} photos from {where}" if self.photos
+                 else "moving coloured shapes")
 
     def _load_photos(self) -> list[tuple[str, np.ndarray]]:
         size = (round(self.width * PAN), round(self.height * PAN))
         photos = []
-        for path in list_images(self.images_dir):
+        for path in list_images(self.images_dir) if self.images_dir else demo_photos():
             try:
                 photos.append((path.name, cover(read_image(path), *size)))
             except ImageError as exc:
@@ -96,20 +108,17 @@ class DemoSource:
         else:
             seconds = self.frame_index / self.fps
             frame = shapes_frame(SCENES[scene % len(SCENES)], self.width, self.height, seconds)
-        self.frame_index += 1
+        if not self._held:  # held: the same picture again (time stands still for the demo)
+            self.frame_index += 1
         self._pacer.wait()
         return frame
 
     def _photo_frame(self, big: np.ndarray, progress: float) -> np.ndarray:
-        """A window moving left to right and slowly zooming in across the enlarged photo."""
+        """A frame-sized window moving left to right (and gently up and down) across the enlarged photo."""
         big_h, big_w = big.shape[:2]
-        zoom = 1.0 - 0.12 * progress                       # window shrinks: zooms in by ~12 %
-        win_w, win_h = round(big_w / PAN * zoom * 1.1), round(big_h / PAN * zoom * 1.1)
-        win_w, win_h = min(win_w, big_w), min(win_h, big_h)
-        x = round((big_w - win_w) * progress)
-        y = round((big_h - win_h) * (0.5 + 0.3 * math.sin(progress * math.pi)) / 1.3)
-        crop = big[y:y + win_h, x:x + win_w]
-        return cv2.resize(crop, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        x = round((big_w - self.width) * progress)
+        y = round((big_h - self.height) * (0.5 + 0.4 * math.sin(progress * 2 * math.pi)))
+        return big[y:y + self.height, x:x + self.width].copy()
 
     def close(self) -> None:
         self.photos = []

@@ -52,7 +52,9 @@ def annotate(frame: np.ndarray, result: Result | None) -> np.ndarray:
     rec = result.recognition
     if rec is not None:
         known = rec.class_id is not None
-        text = f"{rec.label} {_percent(rec.score)}" if known else "unknown"
+        # unknown: the score is the closest class's, too low to name it (not "69 % unknown")
+        text = (f"{rec.label} {_percent(rec.score)}" if known
+                else f"unknown - closest only {_percent(rec.score)}" if rec.score > 0 else "unknown")
         lines.append((text, KNOWN if known else UNKNOWN))
     if result.classes:
         best = result.classes[0]

@@ -71,11 +71,21 @@ function renderStatus(s) {
   $("s-uptime").textContent = duration(s.uptime_s);
   $("s-source").textContent = (s.source || "–") + (s.connected === false ? " (no signal)" : "");
   $("s-viewers").textContent = String(s.viewers ?? "–");
+  renderDemo(s.demo);
   const hasTemp = typeof s.cpu_temp_c === "number";
   document.querySelectorAll(".temp").forEach((el) => { el.hidden = !hasTemp; });
   if (hasTemp) $("s-temp").textContent = `${s.cpu_temp_c.toFixed(1)} °C`;
   renderMqtt(s.mqtt);
   if (s.result !== undefined) renderRecognition(s.result);
+}
+
+// the demo camera: which photo shows and for how long (it holds still while a burst records)
+function renderDemo(d) {
+  document.querySelectorAll(".demo").forEach((el) => { el.hidden = !d; });
+  if (!d) return;
+  const name = String(d.showing || "").replace(/\.[a-z0-9]+$/i, "");
+  $("s-demo").textContent = d.held ? `${name} (held still while teaching)`
+    : `${name} (${number(d.seconds_left, 1)} s left)`;
 }
 
 // "mqtt: connected" or "mqtt: disconnected (reason)"; hidden while MQTT is off
@@ -108,7 +118,12 @@ function renderRecognition(data) {
   const label = $("now-label"), score = $("now-score"), list = $("now-objects");
   const objects = Array.isArray(data.objects) ? data.objects : [];
   const base = Array.isArray(data.classes) ? data.classes : [];
-  if (rec && rec.label) {
+  if (rec && rec.label && rec.class_id === null) {
+    // unknown: the score is how sure the closest match was, not how sure "unknown" is
+    label.textContent = classes.length ? "unknown" : "nothing taught yet";
+    score.textContent = classes.length && typeof rec.score === "number"
+      ? `— closest match only ${Math.round(rec.score * 100)} %, too unsure to name it` : "";
+  } else if (rec && rec.label) {
     label.textContent = rec.label;
     score.textContent = typeof rec.score === "number" ? `${Math.round(rec.score * 100)} %` : "";
   } else if (objects.length) {
@@ -145,7 +160,7 @@ function renderClasses(list) {
     li.dataset.id = String(c.id);
     li.classList.toggle("recognised", c.id === recognisedId);
     li.querySelector(".label").textContent = c.label;
-    li.querySelector(".samples").textContent = `${c.samples} sample${c.samples === 1 ? "" : "s"}`;
+    li.querySelector(".samples").textContent = plural(c.samples, "sample");
     const img = li.querySelector(".thumb");
     img.alt = c.label;
     img.addEventListener("error", () => { img.removeAttribute("src"); }, { once: true });
@@ -182,11 +197,44 @@ async function busyDo(startText, action) {
   }
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// what a teach answered: the samples, and a warning when the view changed during the burst
+function sayTaught(c, text) {
+  const warning = c.burst && c.burst.warning;
+  say(warning ? `${text} Note: ${warning}.` : text, warning ? "warn" : "ok");
+}
+
+// a short countdown while a burst records (from the teach event, which says how long it takes)
+let countdownTimer = null;
+function startCountdown(seconds) {
+  const el = $("countdown");
+  const end = Date.now() + Math.max(0.3, Number(seconds) || 1) * 1000;
+  clearInterval(countdownTimer);
+  const tick = () => {
+    const left = (end - Date.now()) / 1000;
+    if (left <= 0) { stopCountdown(); return; }
+    el.hidden = false;
+    el.textContent = `● Recording… keep it in view: ${left.toFixed(1)} s`;
+  };
+  tick();
+  countdownTimer = setInterval(tick, 100);
+}
+
+function stopCountdown() {
+  clearInterval(countdownTimer);
+  $("countdown").hidden = true;
+}
+
 function teachNew(event) {
   event.preventDefault();
   const input = $("teach-label");
   const label = input.value.trim();
-  if (!label) return;
+  if (!label) {
+    say("Type a name for the new class first: a label cannot be empty or only spaces.", "error");
+    input.focus();
+    return;
+  }
   const existing = classes.find((c) => c.label.toLowerCase() === label.toLowerCase());
   if (existing) {
     addSamples(existing);
@@ -196,7 +244,7 @@ function teachNew(event) {
   busyDo(`Teaching “${label}”: hold it in front of the camera…`, async () => {
     const c = await api("POST", "/api/classes", { label });
     input.value = "";
-    say(`Learned “${c.label}” (${c.samples} samples).`, "ok");
+    sayTaught(c, `Learned “${c.label}” (${plural(c.samples, "sample")}).`);
     await loadClasses();
   });
 }
@@ -204,7 +252,7 @@ function teachNew(event) {
 function addSamples(c) {
   busyDo(`Adding samples to “${c.label}”: hold it in front of the camera…`, async () => {
     const updated = await api("POST", `/api/classes/${c.id}/samples`);
-    say(`“${updated.label}” now has ${updated.samples} samples.`, "ok");
+    sayTaught(updated, `“${updated.label}” now has ${plural(updated.samples, "sample")}.`);
     await loadClasses();
   });
 }
@@ -219,7 +267,11 @@ function startRename(li, c) {
 
 function rename(c, value) {
   const label = value.trim();
-  if (!label || label === c.label) return;
+  if (!label) {
+    say("A label cannot be empty or only spaces: type the new name, or press Cancel.", "error");
+    return;
+  }
+  if (label === c.label) return;
   busyDo(`Renaming “${c.label}”…`, async () => {
     const updated = await api("PATCH", `/api/classes/${c.id}`, { label });
     say(`Renamed “${c.label}” to “${updated.label}”.`, "ok");
@@ -228,7 +280,7 @@ function rename(c, value) {
 }
 
 function removeClass(c) {
-  if (!window.confirm(`Delete the class “${c.label}” and its ${c.samples} samples?`)) return;
+  if (!window.confirm(`Delete the class “${c.label}” and its ${plural(c.samples, "sample")}?`)) return;
   busyDo(`Deleting “${c.label}”…`, async () => {
     await api("DELETE", `/api/classes/${c.id}`);
     say(`Deleted “${c.label}”.`, "ok");
@@ -254,8 +306,9 @@ function connectEvents() {
     if (Array.isArray(d.classes)) renderClasses(d.classes); else classesChanged();
   }));
   source.addEventListener("teach", parse((d) => {
-    const state = d.state || d.status || d.phase || "";
-    if (/finish|done|end/.test(state)) classesChanged();
+    if (d.state === "started") startCountdown(d.seconds);
+    if (d.state === "finished" || d.state === "failed") stopCountdown();
+    if (d.state === "finished") classesChanged();
   }));
 }
 
