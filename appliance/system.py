@@ -93,7 +93,7 @@ class System:
                                 max_thumbnails=config.teach.thumbnails_per_class)
         r = config.recognition
         self.recognizer = Recognizer(self.store, head=r.head, unknown_threshold=r.unknown_threshold,
-                                     min_similarity=r.min_similarity)
+                                     min_similarity=r.min_similarity, background=True)
         cam = config.camera
         if source is None:
             source = open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps, loop=cam.loop,
@@ -186,6 +186,7 @@ class System:
             except Exception:
                 log.exception("closing the buttons and LEDs failed")
         self.pipeline.stop(timeout=1.5)  # a running burst now gets no frames and commits nothing
+        self.recognizer.close()
         self.source.close()
         self.hub.close()
         self.events.close()

@@ -102,6 +102,12 @@ class Recognizer:
         return self._current is not None
 
     @property
+    def version(self) -> int | None:
+        """The store version the head in use reflects (None before the first load)."""
+        current = self._current
+        return None if current is None else current[0].version
+
+    @property
     def head(self) -> Head | None:
         """The head in use (None while no class has samples)."""
         return self._pair()[1]
