@@ -86,6 +86,7 @@ class ClassStore:
         if self.path.is_dir():
             raise StoreError(f"the class store path {self._shown} is a folder",
                              "give the path of a file, e.g. classes.db inside that folder")
+        store_schema.refuse_foreign_file(self.path, self._shown)
         try:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
