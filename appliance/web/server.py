@@ -20,9 +20,12 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.trigger import trigger as Trigger
 
+from appliance.web import bounds
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_KEY = "appliance.shutdown"  # app.extensions[...] -> threading.Event streams poll
+LONG_LIVED_KEY = "appliance.long_lived_limit"  # app.extensions[...] -> how many streams + SSE at once
 STOP_TIMEOUT_S = 0.9
 
 
@@ -39,19 +42,26 @@ class WebServer:
         self._map: dict = {}
         self._shutdown = shutdown_event(app)
         self._shutdown.clear()
+        threads = max(4, threads)
+        max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 65536)
+        app.extensions[LONG_LIVED_KEY] = long_lived_limit(threads)
         self._server = create_server(
             app,
             map=self._map,
             host=host,
             port=port,
-            threads=max(4, threads),
+            threads=threads,
             outbuf_high_watermark=512 * 1024,
             asyncore_loop_timeout=1,  # whole seconds: waitress int()s it, and 0 spins a core
-            channel_timeout=60,
-            connection_limit=max(100, threads * 2),
+            channel_timeout=bounds.IDLE_TIMEOUT_S,
+            cleanup_interval=1,
+            connection_limit=max(bounds.CONNECTION_LIMIT, threads * 2),
+            max_request_body_size=max_body + 1,  # waitress refuses at >=; ours is "more than"
+            inbuf_overflow=max(524288, max_body + 1),  # never spill a body to a temp file
             ident="appliance",
             clear_untrusted_proxy_headers=True,
         )
+        bounds.install(self._server)
         listen = getattr(self._server, "effective_listen", None)
         if listen:
             self.host, self.port = listen[0][0], int(listen[0][1])
@@ -106,6 +116,11 @@ class WebServer:
                 with contextlib.suppress(OSError):
                     obj.handle_close()
         wasyncore.close_all(self._map, ignore_all=True)
+
+
+def long_lived_limit(threads: int) -> int:
+    """How many streams and event feeds may run at once: the rest of the threads stay for the API."""
+    return max(1, threads - max(2, threads // 6))
 
 
 def serve(app: Any, host: str, port: int, threads: int) -> WebServer:
