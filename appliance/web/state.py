@@ -119,6 +119,9 @@ class WebState:
     sse_clients: Gauge = field(default_factory=Gauge)
     parts: PartCache = field(default_factory=PartCache)
     live: Slots = field(default_factory=Slots)       # streams + event feeds open now
+    hosts: Any = None          # web.hosts.HostCheck
+    throttle: Any = None       # web.throttle.Throttle
+    sessions: Any = None       # web.sessions.Sessions (None without a password)
 
 
 def web_state() -> WebState:
