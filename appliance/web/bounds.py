@@ -68,9 +68,10 @@ class BoundedChannel(HTTPChannel):
         return waited > (request_timeout if request.headers_finished else header_timeout)
 
 
-def install(server, *, header_timeout: float = HEADER_TIMEOUT_S,
-            request_timeout: float = REQUEST_TIMEOUT_S) -> None:
+def install(server, *, header_timeout: float | None = None, request_timeout: float | None = None) -> None:
     """Make a waitress server (from create_server) use BoundedChannel and close too-slow requests."""
+    header_timeout = HEADER_TIMEOUT_S if header_timeout is None else header_timeout
+    request_timeout = REQUEST_TIMEOUT_S if request_timeout is None else request_timeout
     server.channel_class = BoundedChannel
     idle_maintenance = server.maintenance
 
