@@ -4,12 +4,14 @@ Recognition never waits for learning: on a store change the builder first applie
 running per-class sums (milliseconds) and publishes the imprinting head, then, once the store has been
 quiet for a moment, fits the configured head ("auto"'s cross-validation or the trained layer) with a
 bounded share of the CPU (it sleeps as long as it worked past a duty cycle, and runs at nice 19), abandoning
-the fit as soon as the store changes again. Each result is published whole (one reference assignment).
+the fit as soon as the store changes again. Its matrix products run on its own thread only (not on
+OpenBLAS's pool). Each result is published whole (one reference assignment).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import threading
@@ -30,6 +32,25 @@ NICE = 19
 
 
 Publish = Callable[[Taught, Head | None, bool], None]
+
+
+def one_blas_thread() -> bool:
+    """Make numpy's OpenBLAS run this thread's matrix products on this thread alone.
+
+    OpenBLAS's worker threads were started by the main thread at normal priority and spin between calls;
+    a fit on them would take every core from recognition whatever this thread's nice value. OpenBLAS
+    0.3.27+ (numpy 2's bundled build) has a per-thread setting for this. False where it is not found.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return False
+    for path in sorted(paths):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(path).openblas_set_num_threads_local(ctypes.c_int(1))
+            return True
+    return False
 
 
 class Outdated(Exception):
@@ -68,6 +89,8 @@ class HeadBuilder:
     def _run(self) -> None:
         with contextlib.suppress(OSError, AttributeError):  # per-thread nice on Linux; best effort elsewhere
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        if not one_blas_thread():
+            log.debug("OpenBLAS per-thread setting not found: head fits may use every core")
         changed_at = time.monotonic()
         generation = 0       # bumps whenever the samples change (a rename does not)
         published = None     # the store version last published

@@ -98,8 +98,8 @@ class Inference:
         store = self.engines.store
         if store is None:
             return self.engines.recognizer is not None
-        version = store.version
-        if version != self._store_version:
+        version = store.peek_version()  # None while another thread writes: never wait for teaching
+        if version is not None and version != self._store_version:
             self._store_version = version
             self._has_classes = any(c.samples > 0 for c in store.list_classes())
             self.smoother.reset()

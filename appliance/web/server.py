@@ -83,6 +83,11 @@ class WebServer:
     def _run(self) -> None:
         try:
             self._server.run()
+        except (OSError, ValueError) as exc:
+            if self._stopped:  # stop() closed a socket under the loop's poll (EBADF, or fileno -1): done
+                log.debug("web server loop ended while stopping: %s", exc)
+                return
+            log.exception("web server loop failed")
         except Exception:  # the loop must not die silently
             log.exception("web server loop failed")
 
