@@ -214,8 +214,11 @@ class System:
 
     def status(self) -> dict:
         snap = self.stats.snapshot()
-        try:
-            classes = len(self.store.list_classes())
+        try:  # the recognizer's view when it has one: the status (once a second, from the encode
+            # thread) must not wait for the store while a teach commits or the head builder reads it
+            classes = self.recognizer.class_count
+            if classes is None:
+                classes = len(self.store.list_classes())
         except Exception:  # a closed store while stopping: the rest of the status still matters
             classes = None
         snap.update({

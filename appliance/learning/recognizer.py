@@ -108,6 +108,12 @@ class Recognizer:
         return None if current is None else current[0].version
 
     @property
+    def class_count(self) -> int | None:
+        """How many classes the head in use knows of (None before the first load); reads no store."""
+        current = self._current
+        return None if current is None else len(current[0].labels)
+
+    @property
     def head(self) -> Head | None:
         """The head in use (None while no class has samples)."""
         return self._pair()[1]
