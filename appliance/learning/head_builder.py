@@ -132,8 +132,10 @@ class HeadBuilder:
         if self.kind == "imprint":
             return
         X, y = taught.training_data()
-        if self.kind == "auto" and not auto_eligible(y):
-            return  # auto's answer is imprinting, already published
+        if self.kind == "auto" and not auto_eligible(y):  # auto's answer is imprinting: say why
+            self.publish(taught, taught.imprint_head(
+                "imprint: fewer than 2 classes, or a class with fewer than 2 samples"), False)
+            return
         started = time.monotonic()
         head = fit_head(X, y, self.kind, pace=self._pacer(version))
         log.info("recognition head fitted at store version %d in %.1f s: %s (%d classes, %d samples)",
