@@ -113,7 +113,7 @@ def _served(recognizer, version: int) -> bool:
 
 
 def run_teaching(classes: int, viewers: int, source: str, device: str, *, frames: int = 10,
-                 seconds: float = 1.0, measure_s: float = 5.0) -> TeachingRun:
+                 seconds: float = 1.0, measure_s: float = 5.0, head: str = "auto") -> TeachingRun:
     """Teach `classes` classes back to back while V viewers watch; see the module docstring."""
     from appliance.bench.web import _viewers_process
     from appliance.system import System
@@ -122,7 +122,8 @@ def run_teaching(classes: int, viewers: int, source: str, device: str, *, frames
 
     with tempfile.TemporaryDirectory(prefix="appliance-learning-bench-") as tmp:
         config = _config(Path(tmp), source, device)
-        config = replace(config, teach=replace(config.teach, frames=frames, seconds=seconds))
+        config = replace(config, teach=replace(config.teach, frames=frames, seconds=seconds),
+                         recognition=replace(config.recognition, head=head))
         system = System(config, throttle=True)
         system.start(web=False, controls=False)
         server = serve(create_app(system), "127.0.0.1", 0, max(config.web.threads, viewers + 8))
@@ -265,9 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     images = REPO_ROOT.parent / "shared" / "images"
     parser.add_argument("--source", default=str(images) if images.is_dir() else "demo")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--head", default="auto", choices=("auto", "imprint", "softmax"),
+                        help="recognition head while teaching (imprint: no background fit at all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    teaching = run_teaching(args.classes, args.viewers, args.source, args.device) if args.classes else None
+    teaching = run_teaching(args.classes, args.viewers, args.source, args.device,
+                            head=args.head) if args.classes else None
     startups = []
     for size in filter(None, args.sizes.split(",")):
         c, s = (int(v) for v in size.lower().split("x"))
