@@ -143,19 +143,26 @@ class HeadBuilder:
         self.publish(taught, head, False)
 
     def _pacer(self, version: int) -> Callable[[], None]:
-        state = {"since": time.monotonic(), "polled": time.monotonic()}
+        """Between two gradient steps: give up if the store moved on, and rest to keep the duty cycle
+        (resting in POLL_S naps, each followed by a look at the store, so a new class waits at most one
+        step of a fit that is being abandoned)."""
+        since = [time.monotonic()]
+        store = self.sums.store
+
+        def outdated() -> bool:
+            return self._stop.is_set() or store.peek_version() not in (None, version)
 
         def pace() -> None:
-            now = time.monotonic()
-            if self._stop.is_set():
+            if outdated():
                 raise Outdated
-            if now - state["polled"] >= POLL_S:
-                state["polled"] = now
-                if self.sums.store.peek_version() not in (None, version):
+            worked = time.monotonic() - since[0]
+            if worked < SLICE_S:
+                return
+            until = time.monotonic() + worked * (1.0 - DUTY) / DUTY
+            while (left := until - time.monotonic()) > 0:
+                self._stop.wait(min(left, POLL_S))
+                if outdated():
                     raise Outdated
-            worked = now - state["since"]
-            if worked >= SLICE_S:
-                time.sleep(worked * (1.0 - DUTY) / DUTY)
-                state["since"] = time.monotonic()
+            since[0] = time.monotonic()
 
         return pace
