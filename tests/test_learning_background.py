@@ -123,3 +123,28 @@ def test_learning_bench_short_run(images_dir):
     assert len(teaching.recognised_after_ms) == 4 and max(teaching.recognised_after_ms) < 10000
     assert 0 < startup.first_inference_s < 30 and 0 < startup.healthy_s < 30
     assert 0 < startup.recognising_s < 30 and startup.teach_latency_ms < 10000
+
+
+def test_the_fit_process_gives_the_same_head_and_gives_up_when_outdated():
+    from appliance.learning.fit_process import Abandoned, FitProcess
+    from appliance.learning.heads import fit_head
+
+    X = np.concatenate([cluster(c, 6) for c in range(4)])
+    y = np.repeat(np.arange(4), 6)
+    fitter = FitProcess()
+    try:
+        head = fitter.fit(X, y, "softmax", lambda: False)
+        want = fit_head(X, y, "softmax")
+        np.testing.assert_array_equal(head.class_ids, want.class_ids)
+        np.testing.assert_allclose(head.weights, want.weights, atol=1e-6)
+        big = np.concatenate([cluster(c, 40, dim=512) for c in range(60)])
+        started = time.monotonic()
+        with pytest.raises(Abandoned):
+            fitter.fit(big, np.repeat(np.arange(60), 40), "auto", lambda: time.monotonic() - started > 0.3)
+        assert time.monotonic() - started < 5
+        again = fitter.fit(X, y, "imprint", lambda: False)  # the same child takes the next job
+        assert again.kind == "imprint"
+        child = fitter._proc
+    finally:
+        fitter.close()
+    assert child is not None and not child.is_alive()

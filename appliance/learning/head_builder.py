@@ -1,60 +1,31 @@
-"""HeadBuilder: follows the store on its own low-priority thread and hands finished heads to the recognizer.
+"""HeadBuilder: follows the store on its own thread and hands finished heads to the recognizer.
 
 Recognition never waits for learning: on a store change the builder first applies the new samples to the
 running per-class sums (milliseconds) and publishes the imprinting head, then, once the store has been
-quiet for a moment, fits the configured head ("auto"'s cross-validation or the trained layer) with a
-bounded share of the CPU (it sleeps as long as it worked past a duty cycle, and runs at nice 19), abandoning
-the fit as soon as the store changes again. Its matrix products run on its own thread only (not on
-OpenBLAS's pool). Each result is published whole (one reference assignment).
+quiet for a moment, has the configured head ("auto"'s cross-validation or the trained layer) fitted in a
+child process at nice 19 with a bounded share of one core (learning.fit_process), abandoning the fit as
+soon as the store changes again. Each result is published whole (one reference assignment).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
 from appliance.errors import StoreError
 from appliance.learning.class_sums import ClassSums, Taught
-from appliance.learning.heads import Head, auto_eligible, fit_head
+from appliance.learning.fit_process import Abandoned, FitProcess
+from appliance.learning.heads import Head, auto_eligible
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1          # how often the store's version is looked at (one indexed SELECT)
 QUIET_S = 1.0         # the store must be unchanged this long before the expensive fit starts
-DUTY = 0.5            # at most this share of one core for the expensive fit
-SLICE_S = 0.02        # work this long, then sleep to keep DUTY
-NICE = 19
 
 
 Publish = Callable[[Taught, Head | None, bool], None]
-
-
-def one_blas_thread() -> bool:
-    """Make numpy's OpenBLAS run this thread's matrix products on this thread alone.
-
-    OpenBLAS's worker threads were started by the main thread at normal priority and spin between calls;
-    a fit on them would take every core from recognition whatever this thread's nice value. OpenBLAS
-    0.3.27+ (numpy 2's bundled build) has a per-thread setting for this. False where it is not found.
-    """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
-    except OSError:
-        return False
-    for path in sorted(paths):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(path).openblas_set_num_threads_local(ctypes.c_int(1))
-            return True
-    return False
-
-
-class Outdated(Exception):
-    """The store changed while a head was being fitted: the fit is abandoned."""
 
 
 class HeadBuilder:
@@ -69,6 +40,7 @@ class HeadBuilder:
         self._fitted = 0    # the sample generation whose configured head is published (or not needed)
         self._last_error = ""
         self.builds = 0
+        self._fitter = FitProcess()
         self._thread = threading.Thread(target=self._run, name="head-builder", daemon=True)
 
     def start(self) -> HeadBuilder:
@@ -80,6 +52,7 @@ class HeadBuilder:
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        self._fitter.close()
 
     def poke(self) -> None:
         """Look at the store now rather than at the next poll (e.g. right after a teach)."""
@@ -87,10 +60,6 @@ class HeadBuilder:
 
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # per-thread nice on Linux; best effort elsewhere
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
-        if not one_blas_thread():
-            log.debug("OpenBLAS per-thread setting not found: head fits may use every core")
         changed_at = time.monotonic()
         generation = 0       # bumps whenever the samples change (a rename does not)
         published = None     # the store version last published
@@ -106,10 +75,15 @@ class HeadBuilder:
                     self.publish(taught, None, True)   # labels only: keep the head, take the new names
                 published = taught.version
                 if self._fitted != generation and time.monotonic() - changed_at >= QUIET_S:
-                    self._fit(taught)
+                    try:
+                        self._fit(taught)
+                    except (Abandoned, StoreError):
+                        raise
+                    except Exception:  # no retry loop: the next change tries again
+                        log.exception("fitting the %s head failed; keeping the imprinting head", self.kind)
                     self._fitted = generation
                 self._last_error = ""
-            except Outdated:
+            except Abandoned:
                 continue
             except StoreError as exc:  # e.g. locked by another process: keep the head, retry later
                 if str(exc) != self._last_error:
@@ -136,33 +110,10 @@ class HeadBuilder:
             self.publish(taught, taught.imprint_head(
                 "imprint: fewer than 2 classes, or a class with fewer than 2 samples"), False)
             return
+        store = self.sums.store
         started = time.monotonic()
-        head = fit_head(X, y, self.kind, pace=self._pacer(version))
+        head = self._fitter.fit(X, y, self.kind, lambda: self._stop.is_set()
+                                or store.peek_version() not in (None, version))
         log.info("recognition head fitted at store version %d in %.1f s: %s (%d classes, %d samples)",
                  version, time.monotonic() - started, head.reason or head.kind, len(head.class_ids), len(y))
         self.publish(taught, head, False)
-
-    def _pacer(self, version: int) -> Callable[[], None]:
-        """Between two gradient steps: give up if the store moved on, and rest to keep the duty cycle
-        (resting in POLL_S naps, each followed by a look at the store, so a new class waits at most one
-        step of a fit that is being abandoned)."""
-        since = [time.monotonic()]
-        store = self.sums.store
-
-        def outdated() -> bool:
-            return self._stop.is_set() or store.peek_version() not in (None, version)
-
-        def pace() -> None:
-            if outdated():
-                raise Outdated
-            worked = time.monotonic() - since[0]
-            if worked < SLICE_S:
-                return
-            until = time.monotonic() + worked * (1.0 - DUTY) / DUTY
-            while (left := until - time.monotonic()) > 0:
-                self._stop.wait(min(left, POLL_S))
-                if outdated():
-                    raise Outdated
-            since[0] = time.monotonic()
-
-        return pace
