@@ -78,11 +78,15 @@ def _serve(conn, epoch) -> None:
         try:
             head = fit_head(X, y, kind, pace=pace)
             fields = (head.kind, head.class_ids, head.weights, head.bias, head.scale, head.reason)
-            conn.send(("ok", job, fields))
+            answer = ("ok", job, fields)
         except Abandoned:
-            conn.send(("abandoned", job, None))
+            answer = ("abandoned", job, None)
         except Exception as exc:  # reported to the parent, which logs it and keeps its head
-            conn.send(("error", job, f"{type(exc).__name__}: {exc}"))
+            answer = ("error", job, f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(answer)
+        except OSError:  # the parent stopped listening (the appliance is stopping): nothing to report to
+            return
 
 
 class FitProcess:
