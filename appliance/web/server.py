@@ -69,6 +69,8 @@ class WebServer:
             self.host, self.port = self._server.effective_host, int(self._server.effective_port)
         self._thread = threading.Thread(target=self._run, name="web-server", daemon=True)
         self._stopped = False
+        self._close_lock = threading.Lock()  # the loop thread and stop() may both try: close once
+        self._closed_all = False
 
     @property
     def url(self) -> str:
@@ -110,17 +112,38 @@ class WebServer:
         """Run `thunk` in the loop thread (waitress's trigger), where closing channels is safe."""
         for obj in list(self._map.values()):
             if isinstance(obj, Trigger):
-                obj.pull_trigger(thunk)
-                return
+                try:
+                    obj.pull_trigger(thunk)
+                    return
+                except OSError:  # the trigger is gone already: close from here
+                    break
         thunk()
 
     def _close_all(self) -> None:
+        """Close every channel, the listening socket and the trigger, exactly once: closing a descriptor
+        twice from two threads could close one that another server has been given meanwhile."""
+        with self._close_lock:
+            if self._closed_all:
+                return
+            self._closed_all = True
+            self._close_map()
+
+    def _close_map(self) -> None:
         # handle_close wakes task threads blocked on a full output buffer (they raise ClientDisconnected)
         for obj in list(self._map.values()):
             if isinstance(obj, HTTPChannel):
                 with contextlib.suppress(OSError):
                     obj.handle_close()
+            elif isinstance(obj, Trigger):
+                # a task thread finishing a response after this pulls the trigger: once its pipe is
+                # closed that write would fail with EBADF (a traceback on shutdown) or, worse, hit a
+                # reused file descriptor. Nothing needs waking any more.
+                obj.pull_trigger = _ignore_pull
         wasyncore.close_all(self._map, ignore_all=True)
+
+
+def _ignore_pull(thunk: Callable[[], None] | None = None) -> None:
+    """A closed trigger's pull: the server loop it would wake has ended."""
 
 
 def long_lived_limit(threads: int) -> int:

@@ -3,10 +3,11 @@
 Per address: the first few wrong passwords cost nothing extra; after that each one locks the address out
 for twice as long as the last (1 s, 2 s, 4 s ... up to 5 minutes), and a try during a lock-out is answered
 429 with Retry-After before any password is checked. One address's failures never lock out another.
-Globally: each scrypt check is charged its CPU time against a budget that refills at CPU_SHARE of one core,
-so guesses from many addresses at once cannot take more than that share from recognition (when the
-budget is spent, unverified tries get 429 for a second). A valid session cookie or an already verified
-bearer token never reaches the throttle.
+Globally: each scrypt check is charged its CPU time against a budget that refills at a fixed share of one
+core, so guesses from many addresses at once cannot take more than that from recognition (when it is
+spent, unverified tries get 429 for a second). Addresses that have failed draw on one budget and
+addresses with a clean record on another, so guessing from one address never stops a right password
+from another. A valid session cookie or an already verified bearer token never reaches the throttle.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from appliance.errors import ApplianceError
 FREE_FAILURES = 3
 FIRST_LOCK_S = 1.0
 MAX_LOCK_S = 300.0
-CPU_SHARE = 0.1        # of one core, for all password checks together
-CPU_BURST_S = 0.5      # checks that may run back to back after a quiet spell
+CPU_SHARE = 0.1        # of one core, for the checks of addresses that have failed before
+CLEAN_CPU_SHARE = 0.05  # of one core, for the checks of addresses with a clean record (first tries)
+CPU_BURST_S = 0.2      # checks that may run back to back after a quiet spell (a few scrypt checks)
+FIRST_ESTIMATE_S = 0.05  # what one check is assumed to cost until one has been measured
 FORGET_S = 3600.0      # an address's failures are forgotten after this long without one
 MAX_ADDRESSES = 10000
 
@@ -38,6 +41,27 @@ class TooManyAttemptsError(ApplianceError):
         self.retry_after = max(1, math.ceil(retry_after))
 
 
+class _Budget:
+    """CPU seconds for password checks, refilling at `share` of one core up to `burst`."""
+
+    def __init__(self, share: float, burst: float, now: float) -> None:
+        self.share, self.burst = share, burst
+        self.left = burst
+        self._refilled = now
+
+    def take(self, cost: float, now: float) -> bool:
+        """Reserve `cost`; False when not enough is left (then Retry-After is `wait(cost)`)."""
+        self.left = min(self.burst, self.left + (now - self._refilled) * self.share)
+        self._refilled = now
+        if self.left < cost:
+            return False
+        self.left -= cost
+        return True
+
+    def wait(self, cost: float) -> float:
+        return (cost - self.left) / self.share
+
+
 @dataclass
 class _Address:
     failures: int = 0
@@ -47,29 +71,34 @@ class _Address:
 
 class Throttle:
     def __init__(self, clock: Callable[[], float] = time.monotonic, cpu_share: float = CPU_SHARE,
-                 cpu_burst_s: float = CPU_BURST_S) -> None:
+                 cpu_burst_s: float = CPU_BURST_S, clean_cpu_share: float = CLEAN_CPU_SHARE) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._addresses: dict[str, _Address] = {}
-        self.cpu_share = cpu_share
-        self.cpu_burst_s = cpu_burst_s
-        self._budget = cpu_burst_s
-        self._refilled = clock()
+        self._failing = _Budget(cpu_share, cpu_burst_s, clock())
+        self._clean = _Budget(clean_cpu_share, cpu_burst_s, clock())
+        self._estimate = FIRST_ESTIMATE_S   # CPU seconds one check costs (running average)
         self.refused = 0
 
     def attempt(self, address: str, verify: Callable[[], bool]) -> bool:
         """Run `verify` (a password check) for `address` unless throttled; TooManyAttemptsError if so."""
-        self._admit(address)
+        budget, reserved = self._admit(address)
         started = time.thread_time()
         try:
             ok = verify()
         finally:
-            with self._lock:
-                self._budget -= time.thread_time() - started
+            spent = time.thread_time() - started
+            with self._lock:  # the reservation made at admission becomes the measured cost
+                budget.left += reserved - spent
+                self._estimate = 0.8 * self._estimate + 0.2 * spent
         (self.succeeded if ok else self.failed)(address)
         return ok
 
-    def _admit(self, address: str) -> None:
+    def _admit(self, address: str) -> tuple[_Budget, float]:
+        """The CPU seconds reserved for this check; raises when the address or the budget says no.
+
+        The cost is reserved up front, so checks admitted at the same moment on several server threads
+        cannot together overrun the budget."""
         now = self._clock()
         with self._lock:
             entry = self._addresses.get(address)
@@ -79,14 +108,14 @@ class Throttle:
                     f"too many wrong passwords from {address}: {entry.failures} in a row",
                     "wait the seconds in Retry-After, then try the right password "
                     "(set a new one with `appliance passwd` if it is lost)", entry.locked_until - now)
-            self._budget = min(self.cpu_burst_s, self._budget + (now - self._refilled) * self.cpu_share)
-            self._refilled = now
-            if self._budget <= 0:
+            budget = self._failing if entry is not None and entry.failures else self._clean
+            if not budget.take(self._estimate, now):
                 self.refused += 1
                 raise TooManyAttemptsError(
                     "too many password attempts on this appliance right now",
                     "wait a second and retry; a logged-in page and an already accepted bearer token "
-                    "are not affected", -self._budget / self.cpu_share)
+                    "are not affected", budget.wait(self._estimate))
+            return budget, self._estimate
 
     def failed(self, address: str) -> None:
         now = self._clock()
