@@ -88,6 +88,7 @@ class WebConfig:
     threads: int = 48
     password_hash: str = ""
     max_request_bytes: int = 65536
+    allowed_hosts: tuple[str, ...] = ()   # extra host names the page answers to (DNS rebinding check)
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,13 @@ def _fleet_names(value: tuple[str, ...]) -> None:
                       'e.g. ["shop-products"]')
 
 
+def _host_names(value: tuple[str, ...]) -> None:
+    for name in value:
+        if not name or not all(ch.isalnum() or ch in ".-_" for ch in name) or name.startswith((".", "-")):
+            raise Bad(f"has {name!r}, not a host name",
+                      'list exact host names without scheme or port, e.g. ["camera.example.lan"]')
+
+
 CHECKS: dict[tuple[str, str], Any] = {
     ("", "data_dir"): _not_empty,
     ("camera", "source"): _not_empty,
@@ -182,6 +189,7 @@ CHECKS: dict[tuple[str, str], Any] = {
     ("web", "port"): _in_range(1, 65535),
     ("web", "threads"): _in_range(1, 1000),
     ("web", "max_request_bytes"): _in_range(1024, 1 << 30),
+    ("web", "allowed_hosts"): _host_names,
     ("service", "stall_seconds"): _in_range(0.5, 3600.0),
     ("mqtt", "host"): _not_empty,
     ("mqtt", "port"): _in_range(1, 65535),

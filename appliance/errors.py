@@ -42,6 +42,19 @@ class StoreError(ApplianceError):
     """The class store cannot be opened or changed."""
 
 
+class StorageError(StoreError):
+    """The disk under the class store failed (read-only, I/O error, corrupt): the server's fault, not the
+    request's, so the web API answers 503."""
+
+    status = 503
+
+
+class StorageFullError(StorageError):
+    """The disk holding the class store is full (HTTP 507 Insufficient Storage)."""
+
+    status = 507
+
+
 class LabelError(ApplianceError):
     """A class label is empty, too long or has forbidden characters."""
 

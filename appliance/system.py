@@ -156,7 +156,7 @@ class System:
                                 max_thumbnails=config.teach.thumbnails_per_class)
         r = config.recognition
         self.recognizer = Recognizer(self.store, head=r.head, unknown_threshold=r.unknown_threshold,
-                                     min_similarity=r.min_similarity)
+                                     min_similarity=r.min_similarity, background=True)
         cam = config.camera
         if source is None:
             source = open_source(cam.source, width=cam.width, height=cam.height, fps=cam.fps, loop=cam.loop,
@@ -284,6 +284,7 @@ class System:
             except Exception:
                 log.exception("closing the buttons and LEDs failed")
         self.pipeline.stop(timeout=1.5)  # a running burst now gets no frames and commits nothing
+        self.recognizer.close()
         self.source.close()
         self.models.close()
         self.hub.close()
@@ -309,8 +310,11 @@ class System:
 
     def status(self) -> dict:
         snap = self.stats.snapshot()
-        try:
-            classes = len(self.store.list_classes())
+        try:  # the recognizer's view when it has one: the status (once a second, from the encode
+            # thread) must not wait for the store while a teach commits or the head builder reads it
+            classes = self.recognizer.class_count
+            if classes is None:
+                classes = len(self.store.list_classes())
         except Exception:  # a closed store while stopping: the rest of the status still matters
             classes = None
         snap.update({

@@ -106,7 +106,8 @@ def test_source_that_raises_is_reopened(photo_folder: Path) -> None:
     assert all(is_no_signal(f) for f in frames) and cam.reconnects >= 2
     faulty.raise_on_read = False
     read_until(cam, is_photo)
-    assert cam.connected and cam.last_error and "vanished" in cam.last_error
+    assert cam.connected and cam.last_error is None  # the status no longer shows the old fault
+    assert cam.last_fault and "vanished" in cam.last_fault
 
 
 def test_source_that_never_opens_never_raises_and_backs_off(photo_folder: Path) -> None:

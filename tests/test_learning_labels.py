@@ -29,3 +29,19 @@ def test_bad_labels_say_what_is_wrong_and_how_to_fix_it(text, words):
 def test_label_key_ignores_case_including_non_ascii():
     assert label_key(validate_label("ÄPFEL")) == label_key(validate_label("äpfel"))
     assert label_key("Straße") == label_key("STRASSE")
+
+
+@pytest.mark.parametrize("text", [
+    "\u3164", "\u115f\u1160", "\uffa0", "\u2800\u2800", "\ufe0f", " \ufe0f ", "\u0301",
+    "\ue000", "cat\ue000", "\U000f0000", "\ufdd0", "\uffff", "a\U0010fffe", "\u0378",
+])
+def test_labels_that_render_as_nothing_are_refused(text):
+    with pytest.raises(LabelError) as info:
+        validate_label(text)
+    assert info.value.fix and ("visible" in info.value.problem or "no font" in info.value.problem)
+
+
+@pytest.mark.parametrize("text", ["\U0001f431", "\u2764\ufe0f", "e\u0301", "\u3164a", "\u2800!", "\u00b7",
+                                  "\uac00", "\u2603"])
+def test_labels_with_one_visible_glyph_are_kept(text):
+    assert validate_label(text)

@@ -132,14 +132,14 @@ def test_a_store_error_keeps_the_current_head(store, monkeypatch):
     assert recognizer.recognize(unit(60)).label == "a"
     store.teach("c", [unit(62)])
 
-    def locked():
+    def locked(*_):
         raise StoreError("the class store stayed locked", "retry")
 
-    monkeypatch.setattr(store, "snapshot", locked)
+    monkeypatch.setattr(store, "sample_delta", locked)
     assert recognizer.recognize(unit(60)).label == "a"  # the old head, no exception
     monkeypatch.undo()
     assert recognizer.recognize(unit(62)).label == "c"  # retried once the store answers again
     with pytest.raises(StoreError):
         fresh = Recognizer(store)
-        monkeypatch.setattr(store, "snapshot", locked)
+        monkeypatch.setattr(store, "sample_delta", locked)
         fresh.recognize(unit(60))  # no head yet: nothing to fall back on

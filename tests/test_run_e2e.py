@@ -98,7 +98,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_run_demo_serves_and_stops_on_sigterm(tmp_path, models_dir):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_run_demo_serves_and_stops_on_sigterm(tmp_path, models_dir, stop_signal):
     port = free_port()
     env = {**os.environ, "APPLIANCE_MODELS_FROM": str(models_dir), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--demo", "--data-dir", str(tmp_path),
@@ -119,7 +120,7 @@ def test_run_demo_serves_and_stops_on_sigterm(tmp_path, models_dir):
         assert status is not None and status["inferences"] > 3, proc.stdout.read() if proc.poll() else ""
         assert status["backend"] == "cpu" and status["source"] == "demo"
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop_signal)
         code = proc.wait(10)
         took = time.monotonic() - t0
         out = proc.stdout.read()
@@ -129,4 +130,5 @@ def test_run_demo_serves_and_stops_on_sigterm(tmp_path, models_dir):
     assert code == 0, out
     assert took < 4.0, f"stopped in {took:.1f} s"
     assert f"page http://127.0.0.1:{port}" in out and "backend cpu" in out and "stopped" in out
+    assert f"{signal.Signals(stop_signal).name} received" in out and "Traceback" not in out
     assert (tmp_path / "classes.sqlite").exists()

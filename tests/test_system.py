@@ -131,6 +131,7 @@ def test_camera_folder_vanishes_and_comes_back(tmp_path, models_dir, images_dir,
         camera.folder.mkdir()
         camera.show(images_dir / "cat.bmp")
         assert wait_until(lambda: system.status()["connected"] and system.status()["reconnects"] == 1, 15)
+        assert system.status()["source_error"] is None  # cleared on reconnect
         inferences = system.status()["inferences"]
         assert wait_until(lambda: system.status()["inferences"] > inferences + 2, 5)
 

@@ -39,7 +39,7 @@ def open_source(spec: str, *, width: int = 640, height: int = 480, fps: float = 
         return DeviceSource(spec, width=width, height=height, fps=fps)
     if re.match(r"(?i)^(rtsps?|https?|rtmp)://", spec):
         from appliance.camera.opencv_source import StreamSource
-        return StreamSource(spec)
+        return StreamSource(spec, fps=fps, loop=loop, throttle=throttle)
     path = Path(spec).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         from appliance.camera.folder import FolderSource

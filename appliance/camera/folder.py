@@ -3,7 +3,8 @@
 Each picture is shown for `seconds_per_image` worth of frames (round(seconds * fps) frames), paced to fps
 when throttle=True, so the same frames come out with or without throttling. Pictures keep their own size.
 The folder is listed again at each pass, so added and removed files are picked up; an unreadable file is
-skipped and counted in `skipped`. A pass with no readable picture at all is a SourceError.
+skipped and counted in `skipped`, and logged once until the file changes (not on every pass). A pass
+with no readable picture at all is a SourceError.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FolderSource:
         self._index = -1
         self._current: np.ndarray | None = None
         self._remaining = 0
+        self._warned: dict[Path, tuple[int, int] | None] = {}  # bad file -> (mtime, size) when reported
 
     def _list(self) -> list[Path]:
         if self.path.is_file():
@@ -100,12 +102,27 @@ class FolderSource:
                 self._current = read_image(path)
             except ImageError as exc:
                 self.skipped += 1
-                log.warning("slideshow: skipping %s (%s)", path, exc.problem)
+                self._report(path, exc.problem)
                 continue
+            self._warned.pop(path, None)
             self.shown.append(path)
             del self.shown[:-1000]
             self._remaining = self.frames_per_image
             return True
+
+    def _report(self, path: Path, problem: str) -> None:
+        """Log a bad file once per version of it: the slideshow passes over it again and again."""
+        try:
+            st = path.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if path in self._warned and self._warned[path] == stamp:
+            return
+        self._warned[path] = stamp
+        if len(self._warned) > 10000:
+            self._warned.clear()
+        log.warning("slideshow: skipping %s (%s); reported again only if it changes", path, problem)
 
     def close(self) -> None:
         self._current = None

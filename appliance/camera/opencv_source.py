@@ -75,13 +75,21 @@ class DeviceSource:
 
 
 class StreamSource:
-    """An RTSP / HTTP(S) video stream through OpenCV's FFmpeg backend."""
+    """An RTSP / HTTP(S) video stream through OpenCV's FFmpeg backend.
+
+    A live camera paces itself. A video *file* served over HTTP does not: FFmpeg would read it as fast as
+    it decodes (hundreds of fps) and then end, over and over. Such a stream (it has a frame count) is paced
+    to `fps` like a local file and, with loop, started again at its end instead of failing.
+    """
 
     realtime = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, fps: float = 30.0, loop: bool = True, throttle: bool = True) -> None:
         self.url = url
         self.name = f"stream:{_hide_password(url)}"
+        self.loop = loop
+        self.finite = False        # a video file over HTTP, not a live stream
+        self._pacer = Pacer(fps, throttle)
         self._cap: cv2.VideoCapture | None = None
 
     def open(self) -> None:
@@ -93,15 +101,24 @@ class StreamSource:
             raise SourceError(f"stream {_hide_password(self.url)} cannot be opened",
                               "check the URL, the camera's power and network, and its user name / password")
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self.finite = (cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) > 0
+        self.realtime = not self.finite
+        self._pacer.reset()
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:
             raise SourceError(f"stream {self.name} is not open", "open the source first")
         ok, bgr = self._cap.read()
+        if (not ok or bgr is None) and self.finite and self.loop:  # the end of a file: play it again
+            self.close()
+            self.open()
+            ok, bgr = self._cap.read() if self._cap is not None else (False, None)
         if not ok or bgr is None:
             raise SourceError(f"stream {_hide_password(self.url)} stopped delivering frames",
                               "check the camera's power and network")
+        if self.finite:
+            self._pacer.wait()
         return bgr_to_rgb(bgr)
 
     def close(self) -> None:

@@ -54,7 +54,8 @@ class ReconnectingSource:
         self.reconnects = 0          # successful reopenings after a fault
         self.failures = 0            # faults: a read raised, a stall, an open attempt failed
         self.connected = False
-        self.last_error: str | None = None
+        self.last_error: str | None = None   # the fault now (None while connected)
+        self.last_fault: str | None = None   # the latest fault, kept after recovering (for diagnosis)
         self._no_signal = no_signal_frame(width, height, source.name)
         self._backoff = backoff_initial
         self._retry_at = 0.0
@@ -127,13 +128,14 @@ class ReconnectingSource:
             self.source.open()
         except Exception as exc:
             self.failures += 1
-            self.last_error = str(exc)
+            self.last_error = self.last_fault = str(exc)
             self._schedule_retry()
             log.warning("camera %s: open failed (%s); retrying in %.1f s", self.name, exc,
                         self._retry_at - time.monotonic())
             self._close_inner()
             return
         self.connected = True
+        self.last_error = None  # the status shows the fault while it lasts, not after the camera is back
         self._last_frame_at = time.monotonic()
         if self._had_fault:
             self.reconnects += 1
@@ -141,7 +143,7 @@ class ReconnectingSource:
 
     def _fault(self, why: str) -> None:
         self.failures += 1
-        self.last_error = why
+        self.last_error = self.last_fault = why
         self.connected = False
         self._had_fault = True
         self._close_inner()

@@ -58,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s received: stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP (the terminal closed, or `systemctl kill -s HUP`) stops cleanly too: there is nothing to
+    # reload in place (a changed config needs the models, camera and server rebuilt), so restart instead
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     system = System(config)
     service = None
     try:

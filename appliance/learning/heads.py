@@ -7,9 +7,14 @@ gradient steps: numpy only, deterministic, no random start. "auto" compares both
 cross-validation on the stored samples (when every class has at least 2) and keeps the better one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+# Called between the gradient steps of the trained head: a background builder sleeps there (to bound its
+# CPU share) or raises to abandon a fit the store has already outdated. None: run flat out.
+Pace = Callable[[], None] | None
 
 # Cosines between MobileNet embeddings of different flowers differ by a few hundredths to a few
 # tenths; 30 turns a 0.05 lead over one rival into a 0.82 probability, so the 0.6 "unknown" threshold
@@ -74,7 +79,8 @@ def fit_imprint(X: np.ndarray, y: np.ndarray, scale: float = IMPRINT_SCALE) -> H
     return Head("imprint", class_ids, l2_normalize(sums), np.zeros(len(class_ids), np.float32), scale)
 
 
-def fit_softmax(X: np.ndarray, y: np.ndarray, l2: float = SOFTMAX_L2, steps: int = SOFTMAX_STEPS) -> Head:
+def fit_softmax(X: np.ndarray, y: np.ndarray, l2: float = SOFTMAX_L2, steps: int = SOFTMAX_STEPS,
+                pace: Pace = None) -> Head:
     """Softmax regression by accelerated gradient descent on the mean cross-entropy + l2/2 ||W||^2.
 
     Rows are unit vectors, so the loss's gradient is (0.5 + l2)-Lipschitz (Bohning's bound): the step
@@ -93,6 +99,8 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, l2: float = SOFTMAX_L2, steps: int
     b = b_prev = np.zeros(c)
     t = 1.0
     for _ in range(steps):
+        if pace is not None:
+            pace()
         R = (softmax(Xn @ W.T + b) - Y) / n
         W_next = W - lr * (R.T @ Xn + l2 * W)
         b_next = b - lr * R.sum(axis=0)
@@ -128,14 +136,20 @@ def folds(y: np.ndarray, max_folds: int = CV_MAX_FOLDS,
     return [np.array(sorted(f), dtype=np.int64) for f in out]
 
 
-def cross_validate(X: np.ndarray, y: np.ndarray, kind: str, fold_list: list[np.ndarray]) -> float:
+def fit(kind: str, X: np.ndarray, y: np.ndarray, pace: Pace = None) -> Head:
+    """The `kind` ("imprint" | "softmax") head; `pace` runs between the trained head's steps."""
+    return fit_softmax(X, y, pace=pace) if kind == "softmax" else FITTERS[kind](X, y)
+
+
+def cross_validate(X: np.ndarray, y: np.ndarray, kind: str, fold_list: list[np.ndarray],
+                   pace: Pace = None) -> float:
     """Top-1 accuracy of the `kind` head over the held-out folds."""
     y = np.asarray(y)
     used = np.concatenate(fold_list)
     correct = 0
     for held in fold_list:
         train = np.setdiff1d(used, held)
-        pred, _ = FITTERS[kind](X[train], y[train]).predict(X[held])
+        pred, _ = fit(kind, X[train], y[train], pace).predict(X[held])
         correct += int((pred == y[held]).sum())
     return correct / len(used)
 
@@ -145,19 +159,19 @@ def auto_eligible(y: np.ndarray) -> bool:
     return len(classes) >= 2 and int(counts.min()) >= 2
 
 
-def fit_head(X: np.ndarray, y: np.ndarray, kind: str = "auto") -> Head:
+def fit_head(X: np.ndarray, y: np.ndarray, kind: str = "auto", pace: Pace = None) -> Head:
     """Fit the requested head; "auto" picks by cross-validation, imprinting when it cannot compare."""
     if kind not in HEAD_KINDS:
         raise ValueError(f"head must be one of {', '.join(HEAD_KINDS)}, not {kind!r}")
     if kind != "auto":
-        return FITTERS[kind](X, y)
+        return fit(kind, X, y, pace)
     if not auto_eligible(y):
         return replace(fit_imprint(X, y),
                        reason="imprint: fewer than 2 classes, or a class with fewer than 2 samples")
     fold_list = folds(y)
-    acc = {k: cross_validate(X, y, k, fold_list) for k in ("imprint", "softmax")}
+    acc = {k: cross_validate(X, y, k, fold_list, pace) for k in ("imprint", "softmax")}
     pick = "imprint" if acc["imprint"] > acc["softmax"] + AUTO_MARGIN else "softmax"
-    head = FITTERS[pick](X, y)
+    head = fit(pick, X, y, pace)
     reason = (f"{pick}: {len(fold_list)}-fold cross-validation top-1 imprint {acc['imprint']:.2f}, "
               f"softmax {acc['softmax']:.2f}")
     return replace(head, reason=reason)

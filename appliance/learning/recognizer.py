@@ -1,11 +1,14 @@
-"""Embeddings → a taught class or "unknown", with the head rebuilt whenever the store changes.
+"""Embeddings → a taught class or "unknown", from a head that follows the store's changes.
 
 A frame is unknown when the head's probability is below `unknown_threshold`, or when the frame is
 not similar enough (cosine below `min_similarity`) to any stored sample of the class the head picked:
 the open-set check that makes "unknown" possible with a single taught class (see learning.openset).
 
-Each call compares the store's persisted `version` (one indexed SELECT) with the version the head was
-built from, so a class taught by the web page, a button or another process is recognised on the next frame.
+Two ways to follow the store. `background=False` (tools, tests): each call compares the store's version
+and brings the head up to date first, so a class taught by anyone is recognised on the next call.
+`background=True` (the running appliance): recognition never waits for learning. A HeadBuilder thread
+applies changes to running per-class sums and swaps in a new head whole; each call reads the head that
+is current, so the camera loop never blocks on the store, a fit or a cross-validation.
 """
 
 import logging
@@ -15,8 +18,10 @@ from collections import namedtuple
 import numpy as np
 
 from appliance.errors import ConfigError, StoreError
-from appliance.learning.heads import HEAD_KINDS, Head, fit_head
-from appliance.learning.openset import MIN_SIMILARITY, SampleIndex, sample_index
+from appliance.learning.class_sums import EMPTY, ClassSums, Taught
+from appliance.learning.head_builder import HeadBuilder
+from appliance.learning.heads import HEAD_KINDS, Head, auto_eligible, fit_head
+from appliance.learning.openset import MIN_SIMILARITY
 from appliance.learning.store import ClassStore
 
 log = logging.getLogger(__name__)
@@ -26,10 +31,10 @@ UNKNOWN_LABEL = "unknown"
 
 
 class Recognizer:
-    """Thread-safe: one lock covers the version check, the rebuild and the head's use."""
+    """Thread-safe: the current (Taught, Head) pair is one immutable object, replaced whole."""
 
     def __init__(self, store: ClassStore, head: str = "auto", unknown_threshold: float = 0.6,
-                 min_similarity: float = MIN_SIMILARITY) -> None:
+                 min_similarity: float = MIN_SIMILARITY, *, background: bool = False) -> None:
         if head not in HEAD_KINDS:
             raise ConfigError(f"unknown recognition head {head!r}", f"use one of {', '.join(HEAD_KINDS)}")
         if not 0.0 <= float(unknown_threshold) <= 1.0:
@@ -43,39 +48,80 @@ class Recognizer:
         self.head_kind = head
         self.unknown_threshold = float(unknown_threshold)
         self.min_similarity = float(min_similarity)
-        self._lock = threading.Lock()
-        self._version: int | None = None
-        self._head: Head | None = None
-        self._index: SampleIndex | None = None
-        self._labels: dict[int, str] = {}
+        self._lock = threading.Lock()      # foreground mode: one refresh at a time
+        self._sums = ClassSums(store)
+        self._current: tuple[Taught, Head | None] | None = None
+        self._builder: HeadBuilder | None = None
+        if background:
+            self._builder = HeadBuilder(self._sums, head, self._publish).start()
+
+    def _publish(self, taught: Taught, head: Head | None, keep_head: bool) -> None:
+        if keep_head and self._current is not None:
+            head = self._current[1]
+        self._current = (taught, head)  # one assignment: readers see the old pair or the new one
+        if head is not None and not keep_head:
+            log.info("recognition head at store version %d: %s (%d classes, %d samples)", taught.version,
+                     head.reason or head.kind, len(head.class_ids), taught.sample_count)
 
     def _refresh(self) -> None:
-        try:
-            if self._version is not None and self.store.version == self._version:
+        """Foreground mode: bring the head up to date before answering."""
+        with self._lock:
+            try:
+                if self._current is not None and self.store.version == self._current[0].version:
+                    return
+                taught, changed = self._sums.update()
+            except StoreError as exc:
+                if self._current is None:
+                    raise
+                # e.g. the file stayed locked by another process: keep recognising with the head we have
+                # and try again on the next call, rather than stopping the camera loop
+                log.warning("keeping the current recognition head: %s", exc)
                 return
-            snap = self.store.snapshot()
-        except StoreError as exc:
-            if self._version is None:
-                raise
-            # e.g. the file stayed locked by another process: keep recognising with the head we have
-            # and try again on the next call, rather than stopping the camera loop
-            log.warning("keeping the current recognition head: %s", exc)
-            return
-        self._labels = {c.id: c.label for c in snap.classes}
-        self._head = fit_head(snap.X, snap.y, self.head_kind) if len(snap.y) else None
-        self._index = sample_index(snap.X, snap.y) if len(snap.y) else None
-        self._version = snap.version
-        if self._head is not None:
-            log.info("recognition head rebuilt at store version %d: %s (%d classes, %d samples)",
-                     snap.version, self._head.reason or self._head.kind, len(self._head.class_ids),
-                     len(snap.y))
+            if not changed and self._current is not None:
+                self._publish(taught, None, True)
+                return
+            X, y = taught.training_data()
+            if not len(y):
+                self._publish(taught, None, False)
+            elif self.head_kind == "imprint" or (self.head_kind == "auto" and not auto_eligible(y)):
+                reason = "" if self.head_kind == "imprint" else \
+                    "imprint: fewer than 2 classes, or a class with fewer than 2 samples"
+                self._publish(taught, taught.imprint_head(reason), False)
+            else:
+                self._publish(taught, fit_head(X, y, self.head_kind), False)
+
+    def _pair(self) -> tuple[Taught, Head | None]:
+        if self._builder is None:
+            self._refresh()
+        current = self._current
+        return current if current is not None else (EMPTY, None)
+
+    @property
+    def ready(self) -> bool:
+        """True once a head (or the knowledge that nothing is taught) has been loaded."""
+        return self._current is not None
+
+    @property
+    def version(self) -> int | None:
+        """The store version the head in use reflects (None before the first load)."""
+        current = self._current
+        return None if current is None else current[0].version
+
+    @property
+    def class_count(self) -> int | None:
+        """How many classes the head in use knows of (None before the first load); reads no store."""
+        current = self._current
+        return None if current is None else len(current[0].labels)
 
     @property
     def head(self) -> Head | None:
-        """The head in use (None while no class has samples), rebuilt first if the store changed."""
-        with self._lock:
-            self._refresh()
-            return self._head
+        """The head in use (None while no class has samples)."""
+        return self._pair()[1]
+
+    def close(self) -> None:
+        """Stop the background builder (if any); recognising keeps working with the last head."""
+        if self._builder is not None:
+            self._builder.stop()
 
     def recognize(self, embedding: np.ndarray) -> Recognition:
         return self.recognize_batch(np.asarray(embedding, dtype=np.float32).reshape(1, -1))[0]
@@ -84,16 +130,14 @@ class Recognizer:
         """One Recognition per row; unknown when no class has samples, the best score is too low or the
         frame is unlike the picked class's samples (the score stays the head's probability)."""
         X = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
-        with self._lock:
-            self._refresh()
-            head, labels, index = self._head, self._labels, self._index
-        if head is None or index is None:
+        taught, head = self._pair()
+        if head is None:
             return [Recognition(None, UNKNOWN_LABEL, 0.0) for _ in range(len(X))]
         ids, scores = head.predict(X)
         known = scores >= self.unknown_threshold
         if self.min_similarity > 0:
-            known &= index.similarity_to(X, ids) >= self.min_similarity
-        return [Recognition(int(i), labels[int(i)], float(s)) if k
+            known &= taught.similarity_to(X, ids) >= self.min_similarity
+        return [Recognition(int(i), taught.labels.get(int(i), UNKNOWN_LABEL), float(s)) if k
                 else Recognition(None, UNKNOWN_LABEL, float(s))
                 for i, s, k in zip(ids, scores, known, strict=True)]
 
@@ -101,10 +145,9 @@ class Recognizer:
         """Per class label, the cosine of each embedding to the class's closest sample (for tuning
         `min_similarity` and for status pages)."""
         X = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
-        with self._lock:
-            self._refresh()
-            labels, index = self._labels, self._index
+        taught, _ = self._pair()
+        index = taught.sample_index()
         if index is None:
             return {}
         S = index.similarity(X)
-        return {labels[int(c)]: S[:, j] for j, c in enumerate(index.class_ids)}
+        return {taught.labels[int(c)]: S[:, j] for j, c in enumerate(index.class_ids)}

@@ -49,6 +49,16 @@ class Snapshot:
     y: np.ndarray  # (N,) int64 class ids
 
 
+@dataclass(frozen=True)
+class SampleDelta:
+    """What a holder of per-class (count, last sample id) lacks, read in one transaction."""
+
+    version: int
+    classes: tuple[ClassInfo, ...]
+    counts: dict[int, tuple[int, int]]           # class id -> (samples, last sample id); classes with samples
+    rows: dict[int, tuple[bool, np.ndarray]]     # changed class id -> (appended?, float32 rows)
+
+
 class ClassStore:
     """One SQLite file of taught classes; see the module docstring for the guarantees."""
 
@@ -76,6 +86,7 @@ class ClassStore:
         if self.path.is_dir():
             raise StoreError(f"the class store path {self._shown} is a folder",
                              "give the path of a file, e.g. classes.db inside that folder")
+        store_schema.refuse_foreign_file(self.path, self._shown)
         try:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -161,6 +172,15 @@ class ClassStore:
             except sqlite3.Error as exc:
                 raise store_schema.store_error(exc, self._shown, "reading its version") from exc
 
+    def peek_version(self) -> int | None:
+        """`version`, or None at once when another thread is in a transaction (a poller never waits)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self.version
+        finally:
+            self._lock.release()
+
     # ---- reading -------------------------------------------------------------------------------------
 
     _CLASS_SQL = ("SELECT c.id, c.label, (SELECT COUNT(*) FROM samples s WHERE s.class_id = c.id), "
@@ -212,6 +232,31 @@ class ClassStore:
             X[i] = np.frombuffer(blob, dtype="<f4")
         y = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return Snapshot(version, classes, X, y)
+
+    def sample_delta(self, known: dict[int, tuple[int, int]]) -> SampleDelta:
+        """The rows a caller holding `known` (class id -> (count, last id)) lacks: of a class that only grew,
+        the rows past its last id; of one that lost rows (trimmed, cleared), all of them. So an incremental
+        head reads O(samples added), not the whole store, on each change."""
+        with self._transaction("reading the samples", write=False) as conn:
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+            classes = tuple(ClassInfo(*row) for row in conn.execute(self._CLASS_SQL + " ORDER BY c.id"))
+            counts = {int(c): (int(n), int(last)) for c, n, last in conn.execute(
+                "SELECT class_id, COUNT(*), MAX(id) FROM samples GROUP BY class_id")}
+            dim_row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_dim'").fetchone()
+            dim = int(dim_row[0]) if dim_row else 0
+            rows: dict[int, tuple[bool, np.ndarray]] = {}
+            for class_id, (count, last) in counts.items():
+                old = known.get(class_id)
+                if old == (count, last):
+                    continue
+                sql = "SELECT embedding FROM samples WHERE class_id = ? AND id > ? ORDER BY id"
+                blobs = conn.execute(sql, (class_id, old[1] if old else 0)).fetchall()
+                appended = old is not None and old[0] + len(blobs) == count
+                if old is not None and not appended:
+                    blobs = conn.execute(sql, (class_id, 0)).fetchall()
+                X = np.frombuffer(b"".join(b for (b,) in blobs), dtype="<f4").reshape(len(blobs), dim)
+                rows[class_id] = (appended, X.astype(np.float32))
+        return SampleDelta(version, classes, counts, rows)
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """X (N, D) float32 sample embeddings and y (N,) their class ids."""

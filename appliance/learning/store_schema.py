@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.errors import StoreError
+from appliance.errors import StorageError, StorageFullError, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -48,21 +48,53 @@ def corrupt_fix(path: Path) -> str:
 
 
 def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
-    """Turn an SQLite error into the StoreError a user can act on."""
+    """Turn an SQLite error into the StoreError a user can act on (a StorageError: the disk's fault)."""
     text = str(exc)
     lowered = text.lower()
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return StoreError(f"the class store {path} is corrupt ({text}) while {doing}", corrupt_fix(path))
+        return StorageError(f"the class store {path} is corrupt ({text}) while {doing}", corrupt_fix(path))
     if "locked" in lowered or "busy" in lowered:
-        return StoreError(f"the class store {path} stayed locked by another process while {doing}",
-                          "stop the other appliance process using this store, or retry")
+        return StorageError(f"the class store {path} stayed locked by another process while {doing}",
+                            "stop the other appliance process using this store, or retry")
     if "full" in lowered:
-        return StoreError(f"the disk holding the class store {path} is full while {doing}",
-                          "free some disk space and retry; nothing was changed")
-    if "readonly" in lowered or "unable to open" in lowered or "permission" in lowered:
-        return StoreError(f"cannot write the class store {path} ({text}) while {doing}",
-                          "check that the folder exists and is writable by this user")
-    return StoreError(f"the class store {path} failed while {doing}: {text}", corrupt_fix(path))
+        return StorageFullError(f"the disk holding the class store {path} is full while {doing}",
+                                "free some disk space (df -h shows where) and retry; nothing was changed")
+    if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered \
+            or "permission" in lowered:
+        return StorageError(f"cannot write the class store {path} ({text}) while {doing}",
+                            "check that the disk is mounted read-write and the folder is writable by this "
+                            "user (journalctl -k shows disk errors)")
+    if "disk i/o" in lowered:
+        return StorageError(f"the disk holding the class store {path} failed ({text}) while {doing}",
+                            "check the disk or SD card (journalctl -k shows its errors), then restart")
+    return StorageError(f"the class store {path} failed while {doing}: {text}", corrupt_fix(path))
+
+
+def refuse_foreign_file(path: Path, shown: Path) -> None:
+    """A file that exists but is empty or not SQLite is refused: only a file we create starts empty.
+
+    SQLite would take a 0-byte file as a new database and the classes it once held would be gone without
+    a word. A 0-byte main file beside a non-empty -wal is a store whose changes are all still in its WAL.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot read the class store {shown}: {exc}",
+                           "check that the file is readable by this user and the disk works") from exc
+    if size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            return
+        raise StorageError(f"the class store {shown} is an empty file (0 bytes), not a class store",
+                           f"if you expected classes there: {corrupt_fix(shown)}; to start with no classes, "
+                           f"delete the empty file (rm {shown})")
+    if head != b"SQLite format 3\x00":
+        raise StorageError(f"the class store {shown} is not an SQLite database (it starts with {head[:8]!r})",
+                           corrupt_fix(shown))
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

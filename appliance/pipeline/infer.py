@@ -119,9 +119,9 @@ class Inference:
         store = self.engines.store
         if store is None:
             return None, self.engines.recognizer is not None
-        version = store.version
+        version = store.peek_version()  # None while another thread writes: never wait for teaching
         with self._classes_lock:
-            if version != self._classes[0]:
+            if version is not None and version != self._classes[0]:
                 self._classes = (version, any(c.samples > 0 for c in store.list_classes()))
             return self._classes
 

@@ -8,7 +8,6 @@ is JSON {"error", "fix"} with its status code.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,11 @@ from appliance.web.auth import (
     load_secret_key,
     origin_allowed,
 )
+from appliance.web.hosts import HostCheck
 from appliance.web.server import shutdown_event
+from appliance.web.sessions import Sessions
 from appliance.web.state import STATE_KEY, WebState, web_state
+from appliance.web.throttle import Throttle, TooManyAttemptsError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ HTTP_FIXES = {
     405: "see /api/openapi.json for the methods each endpoint takes",
     413: "send a smaller body (the limit is web.max_request_bytes)",
 }
+
+
+SESSION_LIFETIME = timedelta(days=30)
 
 
 class TooLargeError(ApplianceError):
@@ -65,15 +70,20 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
         SESSION_COOKIE_NAME="appliance_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        PERMANENT_SESSION_LIFETIME=timedelta(days=30),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.json.sort_keys = False
+    password = PasswordCheck(password_hash) if password_hash else None
     app.extensions[STATE_KEY] = WebState(
         system=system,
         shutdown=shutdown_event(app),
-        password=PasswordCheck(password_hash) if password_hash else None,
+        password=password,
         heartbeat_s=heartbeat_s,
         poll_s=poll_s,
+        hosts=HostCheck(tuple(getattr(web, "allowed_hosts", ()) or ()), str(getattr(web, "host", "") or "")),
+        throttle=Throttle(),
+        sessions=Sessions(data_dir, password.fingerprint, SESSION_LIFETIME.total_seconds()) if password
+        else None,
     )
     for blueprint in (api.bp, events.bp, metrics.bp, stream.bp, models_api.bp, transfer.bp):
         app.register_blueprint(blueprint)
@@ -92,14 +102,26 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
 def _logged_in(state: WebState) -> bool:
     if state.password is None:
         return True
-    if session.get("auth") == state.password.fingerprint:
+    if session.get("auth") == state.password.fingerprint and state.sessions is not None \
+            and state.sessions.valid(session.get("sid")):
         return True
     token = bearer_token(request.headers.get("Authorization"))
-    return token is not None and state.password.check(token)
+    if token is None:
+        return False
+    if state.password.cached(token):  # verified before: no scrypt, no throttle
+        return True
+    password = state.password
+    return state.throttle.attempt(_client(), lambda: password.check(token))
+
+
+def _client() -> str:
+    """The client's address: throttling is per address (waitress drops untrusted proxy headers)."""
+    return request.remote_addr or "unknown"
 
 
 def _gatekeeper():
     state = web_state()
+    state.hosts.check(request.headers.get("Host"))
     if not origin_allowed(request.method, request.host, request.headers.get("Origin"),
                           request.headers.get("Referer")):
         raise ForbiddenError("this request came from another site's page",
@@ -141,6 +163,8 @@ def _security_headers(response):
 def _appliance_error(exc: ApplianceError):
     response = jsonify({"error": exc.problem, "fix": exc.fix})
     response.status_code = getattr(exc, "status", 400)
+    if isinstance(exc, TooManyAttemptsError):
+        response.headers["Retry-After"] = str(exc.retry_after)
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
     return response
@@ -182,14 +206,22 @@ def _login():
         password = request.form.get("password", "")
         if not password and request.is_json:
             password = str((request.get_json(silent=True) or {}).get("password", ""))
-        if password and state.password.check(password):
+        check = state.password.check
+        try:
+            ok = bool(password) and state.throttle.attempt(_client(), lambda: check(password))
+        except TooManyAttemptsError as exc:
+            if request.is_json:
+                raise
+            response = render_template("login.html", error=f"{exc.problem}: {exc.fix}.")
+            return response, 429, {"Retry-After": str(exc.retry_after)}
+        if ok:
             session.clear()
             session["auth"] = state.password.fingerprint
+            session["sid"] = state.sessions.new()
             session.permanent = True
             if request.is_json:
                 return jsonify({"ok": True})
             return redirect("/")
-        time.sleep(0.5)  # slows guessing; scrypt already costs each guess tens of milliseconds
         if request.is_json:
             raise UnauthorizedError("wrong password", "type the password set with `appliance passwd`")
         error = "Wrong password."
@@ -197,5 +229,8 @@ def _login():
 
 
 def _logout():
+    sessions = web_state().sessions
+    if sessions is not None:
+        sessions.revoke(session.get("sid"))  # the cookie is void from now on, even if someone kept a copy
     session.clear()
     return redirect("/login", code=303)

@@ -95,12 +95,21 @@ class PasswordCheck:
         """Short digest of the stored hash: a session made under another password is void."""
         return hashlib.sha256(self.stored_hash.encode()).hexdigest()[:16]
 
+    def _token(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+    def cached(self, password: str) -> bool:
+        """True when this password was verified before (an HMAC lookup: no scrypt)."""
+        token = self._token(password)
+        with self._lock:
+            return token in self._good
+
     def check(self, password: str) -> bool:
-        token = hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
+        token = self._token(password)
         with self._lock:
             if token in self._good:
                 return True
-        if not verify_password(password, self.stored_hash):
+        if not verify_password(password, self.stored_hash):  # scrypt: the caller throttles this
             return False
         with self._lock:
             if len(self._good) > 64:

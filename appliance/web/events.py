@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response
 
-from appliance.web.state import WebState, web_state
+from appliance.web.state import Held, WebState, take_live_slot, web_state
 from appliance.web.status import status_payload, with_web_figures
 
 bp = Blueprint("events", __name__)
@@ -57,7 +57,7 @@ def event_stream(state: WebState) -> Iterator[bytes]:
 def events():
     state = web_state()
     return Response(
-        event_stream(state),
+        Held(event_stream(state), take_live_slot(state)),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         direct_passthrough=True,

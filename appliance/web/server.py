@@ -20,9 +20,12 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.trigger import trigger as Trigger
 
+from appliance.web import bounds
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_KEY = "appliance.shutdown"  # app.extensions[...] -> threading.Event streams poll
+LONG_LIVED_KEY = "appliance.long_lived_limit"  # app.extensions[...] -> how many streams + SSE at once
 STOP_TIMEOUT_S = 0.9
 
 
@@ -39,19 +42,26 @@ class WebServer:
         self._map: dict = {}
         self._shutdown = shutdown_event(app)
         self._shutdown.clear()
+        threads = max(4, threads)
+        max_body = int(app.config.get("MAX_CONTENT_LENGTH") or 65536)
+        app.extensions[LONG_LIVED_KEY] = long_lived_limit(threads)
         self._server = create_server(
             app,
             map=self._map,
             host=host,
             port=port,
-            threads=max(4, threads),
+            threads=threads,
             outbuf_high_watermark=512 * 1024,
             asyncore_loop_timeout=1,  # whole seconds: waitress int()s it, and 0 spins a core
-            channel_timeout=60,
-            connection_limit=max(100, threads * 2),
+            channel_timeout=bounds.IDLE_TIMEOUT_S,
+            cleanup_interval=1,
+            connection_limit=max(bounds.CONNECTION_LIMIT, threads * 2),
+            max_request_body_size=max_body + 1,  # waitress refuses at >=; ours is "more than"
+            inbuf_overflow=max(524288, max_body + 1),  # never spill a body to a temp file
             ident="appliance",
             clear_untrusted_proxy_headers=True,
         )
+        bounds.install(self._server)
         listen = getattr(self._server, "effective_listen", None)
         if listen:
             self.host, self.port = listen[0][0], int(listen[0][1])
@@ -59,6 +69,8 @@ class WebServer:
             self.host, self.port = self._server.effective_host, int(self._server.effective_port)
         self._thread = threading.Thread(target=self._run, name="web-server", daemon=True)
         self._stopped = False
+        self._close_lock = threading.Lock()  # the loop thread and stop() may both try: close once
+        self._closed_all = False
 
     @property
     def url(self) -> str:
@@ -73,6 +85,11 @@ class WebServer:
     def _run(self) -> None:
         try:
             self._server.run()
+        except (OSError, ValueError) as exc:
+            if self._stopped:  # stop() closed a socket under the loop's poll (EBADF, or fileno -1): done
+                log.debug("web server loop ended while stopping: %s", exc)
+                return
+            log.exception("web server loop failed")
         except Exception:  # the loop must not die silently
             log.exception("web server loop failed")
 
@@ -95,17 +112,43 @@ class WebServer:
         """Run `thunk` in the loop thread (waitress's trigger), where closing channels is safe."""
         for obj in list(self._map.values()):
             if isinstance(obj, Trigger):
-                obj.pull_trigger(thunk)
-                return
+                try:
+                    obj.pull_trigger(thunk)
+                    return
+                except OSError:  # the trigger is gone already: close from here
+                    break
         thunk()
 
     def _close_all(self) -> None:
+        """Close every channel, the listening socket and the trigger, exactly once: closing a descriptor
+        twice from two threads could close one that another server has been given meanwhile."""
+        with self._close_lock:
+            if self._closed_all:
+                return
+            self._closed_all = True
+            self._close_map()
+
+    def _close_map(self) -> None:
         # handle_close wakes task threads blocked on a full output buffer (they raise ClientDisconnected)
         for obj in list(self._map.values()):
             if isinstance(obj, HTTPChannel):
                 with contextlib.suppress(OSError):
                     obj.handle_close()
+            elif isinstance(obj, Trigger):
+                # a task thread finishing a response after this pulls the trigger: once its pipe is
+                # closed that write would fail with EBADF (a traceback on shutdown) or, worse, hit a
+                # reused file descriptor. Nothing needs waking any more.
+                obj.pull_trigger = _ignore_pull
         wasyncore.close_all(self._map, ignore_all=True)
+
+
+def _ignore_pull(thunk: Callable[[], None] | None = None) -> None:
+    """A closed trigger's pull: the server loop it would wake has ended."""
+
+
+def long_lived_limit(threads: int) -> int:
+    """How many streams and event feeds may run at once: the rest of the threads stay for the API."""
+    return max(1, threads - max(2, threads // 6))
 
 
 def serve(app: Any, host: str, port: int, threads: int) -> WebServer:

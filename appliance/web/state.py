@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
 
+from appliance.errors import ApplianceError
 from appliance.web.auth import PasswordCheck
 
 STATE_KEY = "appliance.web"
@@ -30,6 +32,62 @@ class Gauge:
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self.value -= 1
+
+
+class BusyError(ApplianceError):
+    """Every thread the server can give to live views is taken."""
+
+    status = 503
+
+
+class Slots:
+    """Counts the long-lived responses (streams, event feeds) so they never take every server thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.used = 0
+
+    def take(self, limit: int) -> Callable[[], None]:
+        """A release function, or BusyError (503) when `limit` live views are already open."""
+        with self._lock:
+            if self.used >= limit:
+                raise BusyError(f"too many live views: {self.used} video streams and event feeds are open, "
+                                f"the most this server runs at once (the rest of its threads answer the API)",
+                                "close the page in another tab or browser, or raise web.threads in the "
+                                "config (each live view takes one thread)")
+            self.used += 1
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
+                with self._lock:
+                    self.used -= 1
+
+        return release
+
+
+class Held:
+    """An iterable response body that gives its slot back when the server closes it, started or not
+    (a generator that never ran would skip its own cleanup)."""
+
+    def __init__(self, body: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._body = body
+        self._release = release
+
+    def __iter__(self) -> Held:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()
 
 
 class PartCache:
@@ -60,7 +118,22 @@ class WebState:
     viewers: Gauge = field(default_factory=Gauge)
     sse_clients: Gauge = field(default_factory=Gauge)
     parts: PartCache = field(default_factory=PartCache)
+    live: Slots = field(default_factory=Slots)       # streams + event feeds open now
+    hosts: Any = None          # web.hosts.HostCheck
+    throttle: Any = None       # web.throttle.Throttle
+    sessions: Any = None       # web.sessions.Sessions (None without a password)
 
 
 def web_state() -> WebState:
     return current_app.extensions[STATE_KEY]
+
+
+def take_live_slot(state: WebState) -> Callable[[], None]:
+    """Reserve a thread for one stream or event feed (503 BusyError when none is left for live views)."""
+    from appliance.web.server import LONG_LIVED_KEY, long_lived_limit
+
+    limit = current_app.extensions.get(LONG_LIVED_KEY)
+    if limit is None:  # not served by WebServer (e.g. Flask's test client): the configured thread count
+        web = getattr(getattr(state.system, "config", None), "web", None)
+        limit = long_lived_limit(int(getattr(web, "threads", 48)))
+    return state.live.take(limit)

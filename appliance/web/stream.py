@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response
 
 from appliance.errors import ApplianceError
-from appliance.web.state import WebState, web_state
+from appliance.web.state import Held, WebState, take_live_slot, web_state
 
 bp = Blueprint("stream", __name__)
 
@@ -46,7 +46,7 @@ def mjpeg_parts(state: WebState) -> Iterator[bytes]:
 def stream():
     state = web_state()
     return Response(
-        mjpeg_parts(state),
+        Held(mjpeg_parts(state), take_live_slot(state)),
         mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers={**NO_STORE, "X-Accel-Buffering": "no"},
         direct_passthrough=True,

@@ -1,0 +1,84 @@
+"""What one client can take from the web server: body size, time to send a request, connections.
+
+Waitress refuses a body over the limit from its Content-Length header, before reading it (and cuts a
+chunked body at the limit); bodies stay in memory (the limit is far below waitress's spill-to-disk size),
+so no client can fill the temp folder. A request must arrive whole within seconds of its first byte (a
+client trickling a header line now and then is closed), an idle keep-alive connection is closed after
+seconds, and the server's own error answers (400, 413, 431, 501) are the API's JSON {"error", "fix"}.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
+
+HEADER_TIMEOUT_S = 10.0     # from a request's first byte to the end of its headers
+REQUEST_TIMEOUT_S = 30.0    # from a request's first byte to the end of its body
+IDLE_TIMEOUT_S = 15         # a kept-alive connection with no request (waitress channel_timeout)
+CONNECTION_LIMIT = 250      # the page needs a handful per browser; slow clients are culled in seconds
+
+SERVER_FIXES = {
+    400: "send a well-formed HTTP/1.1 request (see /api/openapi.json)",
+    413: "send a smaller body (the limit is web.max_request_bytes)",
+    431: "send fewer or shorter headers",
+    501: "send the body with Content-Length or Transfer-Encoding: chunked",
+}
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress's own error answers, as the API's JSON instead of text/plain."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps({"error": f"{error.reason}: {error.body}",
+                           "fix": SERVER_FIXES.get(error.code, "see the appliance log")}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class BoundedChannel(HTTPChannel):
+    """One client connection: remembers when its current request began, answers 413 without 100 Continue."""
+
+    error_task_class = JsonErrorTask
+    request_began = 0.0
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.request_began = time.time()
+        return super().received(data)
+
+    def send_continue(self) -> None:
+        if self.request is not None and self.request.error is not None:  # refused at the header: no 100
+            self.request.expect_continue = False
+            return
+        super().send_continue()
+
+    def too_slow(self, now: float, header_timeout: float, request_timeout: float) -> bool:
+        """A request begun but not received whole in time (the slow-loris pattern)."""
+        request = self.request
+        if request is None or self.requests:
+            return False
+        waited = now - self.request_began
+        return waited > (request_timeout if request.headers_finished else header_timeout)
+
+
+def install(server, *, header_timeout: float | None = None, request_timeout: float | None = None) -> None:
+    """Make a waitress server (from create_server) use BoundedChannel and close too-slow requests."""
+    header_timeout = HEADER_TIMEOUT_S if header_timeout is None else header_timeout
+    request_timeout = REQUEST_TIMEOUT_S if request_timeout is None else request_timeout
+    server.channel_class = BoundedChannel
+    idle_maintenance = server.maintenance
+
+    def maintenance(now: float) -> None:
+        idle_maintenance(now)
+        for channel in list(server.active_channels.values()):
+            if isinstance(channel, BoundedChannel) and channel.too_slow(now, header_timeout, request_timeout):
+                channel.will_close = True
+
+    server.maintenance = maintenance
