@@ -32,8 +32,10 @@ class _Runner:
 
     def info(self, role: str) -> ModelInfo:
         m = self.model
+        offloaded = m.backend != "cpu" or self.simulate_s > 0  # the invoke does not use this CPU
         return ModelInfo(role, str(m.path), m.backend, m.kind, m.warning, plain_detail(m.input_detail),
-                         [plain_detail(d) for d in m.output_details], dict(m.signature_outputs), m.input_size)
+                         [plain_detail(d) for d in m.output_details], dict(m.signature_outputs), m.input_size,
+                         offloaded)
 
     def attach(self, paths: list[str], info: ModelInfo) -> None:
         for path in paths:

@@ -20,7 +20,7 @@ ModelSpec = namedtuple("ModelSpec", "role path device edgetpu_device num_threads
                        defaults=("", 0, None, 0.0))
 # what it loaded: tensor details reduced to picklable values (name, index, shape, dtype, quantization)
 ModelInfo = namedtuple("ModelInfo", "role path backend kind warning input_detail output_details "
-                       "signature_outputs input_size")
+                       "signature_outputs input_size offloaded")
 
 SLOTS_PER_MODEL = 3   # one invoking, one queued behind it (the next frame), one for a teaching burst
 ALIGN = 64

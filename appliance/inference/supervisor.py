@@ -268,6 +268,11 @@ class RemoteModel:
         return self._info.backend
 
     @property
+    def offloaded(self) -> bool:
+        """Whether its invoke leaves this machine's CPU (an accelerator, or a simulated one)."""
+        return self._info.offloaded
+
+    @property
     def kind(self) -> str:
         return self._info.kind
 

@@ -106,12 +106,20 @@ class Inference:
     def mode(self) -> str:
         return self.settings.mode
 
+    def _models(self) -> list:
+        return [e.model for e in (self.engines.embedder, self.engines.classifier, self.engines.detector)
+                if e is not None]
+
+    @property
+    def remote(self) -> bool:
+        """Whether `start` returns before the model has run (the models are in the inference worker)."""
+        return any(getattr(m, "asynchronous", False) for m in self._models())
+
     @property
     def overlaps(self) -> bool:
-        """Whether a started frame runs while this thread does other work (models in the worker)."""
-        return any(getattr(e.model, "asynchronous", False)
-                   for e in (self.engines.embedder, self.engines.classifier, self.engines.detector)
-                   if e is not None)
+        """Whether starting the next frame while this one runs pays: the invoke leaves this machine's
+        CPU (an accelerator), so queueing the next frame behind it keeps the accelerator busy."""
+        return any(getattr(m, "offloaded", False) for m in self._models())
 
     def classes_state(self) -> tuple[int | None, bool]:
         """(store version, whether any class is taught), re-read only when the store's version moves.

@@ -3,8 +3,8 @@
 Three threads so that reading/decoding the next frame, invoking the model, and drawing/encoding the
 previous result overlap (TFLite's invoke and OpenCV release the GIL). Between them only one-item slots:
 when a later stage is slower, older items are replaced and counted, never queued. With the models in
-the inference worker process a fourth thread finishes results, so that the next frame is already
-queued in the worker while the last one's outputs are read (at most IN_FLIGHT frames started).
+the inference worker process a fourth thread finishes results; on an accelerator the next frame is
+already queued in the worker while the last one's outputs are read (at most IN_FLIGHT frames started).
 """
 
 from __future__ import annotations
@@ -104,9 +104,8 @@ class Pipeline:
         self._latest_result: Result | None = None
         self._capture_seq = 0
         self._jobs: queue.Queue[tuple[Frame, Job, float]] = queue.Queue()
-        self._in_flight = threading.Semaphore(IN_FLIGHT)
         self._started = 0                  # frames started and not finished
-        self._started_lock = threading.Lock()
+        self._started_cond = threading.Condition()
         self.read_errors = 0
         self.inference_errors = 0
         self.encode_skipped = 0
@@ -123,11 +122,10 @@ class Pipeline:
         if self.opencv_threads is not None:
             cv2.setNumThreads(self.opencv_threads)
         self._jobs = queue.Queue()
-        self._in_flight = threading.Semaphore(IN_FLIGHT)
         self._started = 0
         loops = [("capture", self._capture_loop), ("inference", self._inference_loop),
                  ("encode", self._encode_loop)]
-        if self.inference.overlaps:
+        if self.inference.remote:
             loops.insert(2, ("results", self._results_loop))
         for name, target in loops:
             thread = threading.Thread(target=self._guard(target), name=f"pipeline-{name}", daemon=True)
@@ -247,28 +245,34 @@ class Pipeline:
 
     def _inference_loop(self) -> None:
         """Take the newest frame and run it. With the models in the inference worker this thread only
-        starts frames (at most IN_FLIGHT at once: one invoking, the next queued behind it) and the
-        results thread finishes them, so the accelerator never waits for the CPU work around it."""
+        starts frames and the results thread finishes them: on an accelerator (whose invoke leaves this
+        machine's CPU) up to IN_FLIGHT at once, one invoking and the next queued behind it, so the
+        accelerator never waits for the CPU work around it; on the CPU one at a time, as there is
+        nothing to gain from queueing work for the same cores."""
         last_key: tuple | None = None
+        remote = self.inference.remote
         while not self._stop.is_set():
-            if self.inference.overlaps and not self._in_flight.acquire(timeout=WAIT_S):
+            if remote and not self._room_for_a_frame(WAIT_S):
                 continue
             item = self._frames.take(WAIT_S)
             if item is None:
-                if self.inference.overlaps:
-                    self._in_flight.release()
                 continue
-            with self._started_lock:
+            with self._started_cond:
                 if self._started == 0:
                     self.stats.inference_started()
                 self._started += 1
             started = self._start(item[1])
-            if not self.inference.overlaps:
+            if not remote:
                 last_key = self._done(started, last_key)
             elif started is None:
                 self._done(None, last_key)
             else:
                 self._jobs.put(started)
+
+    def _room_for_a_frame(self, timeout: float) -> bool:
+        limit = IN_FLIGHT if self.inference.overlaps else 1  # the backend may change at a fallback
+        with self._started_cond:
+            return self._started_cond.wait_for(lambda: self._started < limit, timeout)
 
     def _results_loop(self) -> None:
         """Finish started frames in order (models in the worker only)."""
@@ -304,12 +308,11 @@ class Pipeline:
         return self._publish(frame, result, t0, last_key)
 
     def _release(self) -> None:
-        with self._started_lock:
+        with self._started_cond:
             self._started -= 1
             if self._started > 0:
                 self.stats.inference_started()  # the next one is running now
-        if self.inference.overlaps:
-            self._in_flight.release()
+            self._started_cond.notify_all()
 
     def _start(self, frame: Frame) -> tuple[Frame, Job, float] | None:
         t0 = time.perf_counter()
