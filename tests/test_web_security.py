@@ -106,6 +106,21 @@ def test_an_oversize_body_is_refused_from_its_header_before_reading(temp_files):
     assert temp_files[0] == 0
 
 
+def test_only_the_upload_routes_take_large_bodies(temp_files):
+    """A model upload may be megabytes; the same size sent anywhere else is refused at its header."""
+    from appliance.web import models_api
+
+    size = 2 * 1024 * 1024
+    assert size < models_api.upload_limit()
+    with served() as server:
+        for path, refused in (("/api/classes", True), ("/api/models", False)):
+            status, _, body = raw(server.port, (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {size}\r\nExpect: 100-continue\r\n\r\n").encode())
+            assert (status == 413) is refused, (path, status, body)
+    assert temp_files[0] == 0
+
+
 def test_a_chunked_body_is_cut_at_the_limit(temp_files):
     limit = shared_system().config.web.max_request_bytes
     with served() as server:

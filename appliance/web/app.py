@@ -28,7 +28,7 @@ from appliance.web.auth import (
     origin_allowed,
 )
 from appliance.web.hosts import HostCheck
-from appliance.web.server import shutdown_event
+from appliance.web.server import LARGE_BODIES_KEY, shutdown_event
 from appliance.web.sessions import Sessions
 from appliance.web.state import STATE_KEY, WebState, web_state
 from appliance.web.throttle import Throttle, TooManyAttemptsError
@@ -74,6 +74,9 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
     )
     app.json.sort_keys = False
     password = PasswordCheck(password_hash) if password_hash else None
+    # the upload routes' bodies: the server reads up to these there, and refuses more everywhere else
+    app.extensions[LARGE_BODIES_KEY] = {models_api.UPLOAD_PATH: models_api.upload_limit(),
+                                        transfer.IMPORT_PATH: transfer.MAX_UPLOAD_BYTES}
     app.extensions[STATE_KEY] = WebState(
         system=system,
         shutdown=shutdown_event(app),

@@ -9,10 +9,12 @@ seconds, and the server's own error answers (400, 413, 431, 501) are the API's J
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.task import ErrorTask
 
 HEADER_TIMEOUT_S = 10.0     # from a request's first byte to the end of its headers
@@ -42,6 +44,21 @@ class JsonErrorTask(ErrorTask):
         self.write(body)
 
 
+class SizedParser(HTTPRequestParser):
+    """Reads one request; the few paths that take a large upload (`large_bodies`: path -> bytes) get their
+    own body limit as soon as the request line is read, so every other path keeps the small one and a
+    large body sent there is refused at its header, never read."""
+
+    large_bodies: dict[str, int] = {}
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        limit = self.large_bodies.get(self.path)
+        if limit is not None and self.command in ("POST", "PUT"):
+            self.adj = copy.copy(self.adj)
+            self.adj.max_request_body_size = limit + 1  # waitress refuses at >=; ours is "more than"
+
+
 class BoundedChannel(HTTPChannel):
     """One client connection: remembers when its current request began, answers 413 without 100 Continue."""
 
@@ -68,11 +85,14 @@ class BoundedChannel(HTTPChannel):
         return waited > (request_timeout if request.headers_finished else header_timeout)
 
 
-def install(server, *, header_timeout: float | None = None, request_timeout: float | None = None) -> None:
-    """Make a waitress server (from create_server) use BoundedChannel and close too-slow requests."""
+def install(server, *, header_timeout: float | None = None, request_timeout: float | None = None,
+            large_bodies: dict[str, int] | None = None) -> None:
+    """Make a waitress server (from create_server) use BoundedChannel and close too-slow requests;
+    `large_bodies` (path -> bytes) are the upload routes allowed more than max_request_body_size."""
     header_timeout = HEADER_TIMEOUT_S if header_timeout is None else header_timeout
     request_timeout = REQUEST_TIMEOUT_S if request_timeout is None else request_timeout
-    server.channel_class = BoundedChannel
+    parser = type("ServerParser", (SizedParser,), {"large_bodies": dict(large_bodies or {})})
+    server.channel_class = type("ServerChannel", (BoundedChannel,), {"parser_class": parser})
     idle_maintenance = server.maintenance
 
     def maintenance(now: float) -> None:
