@@ -282,3 +282,24 @@ def test_import_of_a_live_store_reads_its_wal(tmp_path):
         live.teach("cat", vecs(3))  # still in live.db-wal while `live` is open
         assert (tmp_path / "live.db-wal").stat().st_size > 0
         assert [(c.label, c.samples) for c in b.import_(tmp_path / "live.db")] == [("cat", 3)]
+
+
+def test_a_new_store_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A kill while the store is first made must not leave a 0-byte classes.sqlite (which is refused
+    as "not a class store" at the next start): it is built beside and linked into place."""
+    class Killed(BaseException):
+        """The process dies between building the file and linking it into place."""
+
+    path = tmp_path / "classes.sqlite"
+
+    def killed(*_args):
+        raise Killed
+
+    monkeypatch.setattr(store_schema.os, "link", killed)
+    with pytest.raises(Killed):
+        ClassStore(path, MODEL)
+    assert not path.exists() and list(tmp_path.iterdir()) == []  # nothing at the path, nothing stray
+    monkeypatch.undo()
+    with ClassStore(path, MODEL) as store:
+        store.teach("cat", np.ones((2, 8), np.float32))
+    assert path.stat().st_size > 0 and sorted(p.name for p in tmp_path.iterdir())[0] == "classes.sqlite"

@@ -87,6 +87,8 @@ class ClassStore:
             raise StoreError(f"the class store path {self._shown} is a folder",
                              "give the path of a file, e.g. classes.db inside that folder")
         store_schema.refuse_foreign_file(self.path, self._shown)
+        if not self.path.exists():
+            store_schema.create_atomically(self.path, self._shown, time.time())
         try:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:

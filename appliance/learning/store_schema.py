@@ -4,7 +4,10 @@ The schema version lives in PRAGMA user_version (read before anything else) and 
 people reading the file with other tools). A file written by a newer schema is refused, never rewritten.
 """
 
+import contextlib
+import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,7 +50,7 @@ def corrupt_fix(path: Path) -> str:
             f"`appliance classes --store {path} import FILE`, or start a new store")
 
 
-def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
+def store_error(exc: sqlite3.Error | OSError, path: Path, doing: str) -> StoreError:
     """Turn an SQLite error into the StoreError a user can act on (a StorageError: the disk's fault)."""
     text = str(exc)
     lowered = text.lower()
@@ -56,7 +59,7 @@ def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     if "locked" in lowered or "busy" in lowered:
         return StorageError(f"the class store {path} stayed locked by another process while {doing}",
                             "stop the other appliance process using this store, or retry")
-    if "full" in lowered:
+    if "full" in lowered or "no space" in lowered:
         return StorageFullError(f"the disk holding the class store {path} is full while {doing}",
                                 "free some disk space (df -h shows where) and retry; nothing was changed")
     if "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered \
@@ -68,6 +71,36 @@ def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
         return StorageError(f"the disk holding the class store {path} failed ({text}) while {doing}",
                             "check the disk or SD card (journalctl -k shows its errors), then restart")
     return StorageError(f"the class store {path} failed while {doing}: {text}", corrupt_fix(path))
+
+
+def create_atomically(path: Path, shown: Path, now: float) -> None:
+    """Make a new, empty class store at `path` all at once: built beside it, then linked into place only
+    if nothing is there yet. A kill or power cut while it is made leaves no file at `path` (never a
+    0-byte one, which refuse_foreign_file would rightly refuse), just a stray file beside it."""
+    building = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        conn = sqlite3.connect(building, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            prepare(conn, shown, now)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        with open(building, "rb") as f:
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs stands
+            os.link(building, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(exc, shown, "creating it") from exc
+    finally:
+        for leftover in (building, building.with_name(building.name + "-journal")):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
 
 def refuse_foreign_file(path: Path, shown: Path) -> None:
