@@ -180,7 +180,8 @@ release_root() {
 
 work_root() {  # a throwaway overlay over the cached root, with /proc, /sys, a bare /dev and caches
     local run="$CACHE/$RELEASE/run"
-    rm -rf "$run"
+    release_root  # a run that was killed may have left its mounts: never delete through them
+    rm -rf --one-file-system "$run"
     mkdir -p "$run/upper" "$run/work" "$ROOT" "$CACHE/$RELEASE/apt-archives/partial" "$CACHE/$RELEASE/pip-cache"
     mount_at "$ROOT" -t overlay overlay \
         -o "lowerdir=$CACHE/$RELEASE/base,upperdir=$run/upper,workdir=$run/work"
@@ -194,6 +195,7 @@ work_root() {  # a throwaway overlay over the cached root, with /proc, /sys, a b
         mknod -m 0666 "$ROOT/dev/$name" c "$major" "$minor"
     done
     ln -s /proc/self/fd "$ROOT/dev/fd"
+    ln -s pts/ptmx "$ROOT/dev/ptmx"
     ln -s /proc/self/fd/0 "$ROOT/dev/stdin"
     ln -s /proc/self/fd/1 "$ROOT/dev/stdout"
     ln -s /proc/self/fd/2 "$ROOT/dev/stderr"
