@@ -204,10 +204,38 @@ work_root() {  # a throwaway overlay over the cached root, with /proc, /sys, a b
     mount_at "$ROOT/var/cache/apt/archives" --bind "$CACHE/$RELEASE/apt-archives"
     mount_at "$ROOT/root/.cache/pip" --bind "$CACHE/$RELEASE/pip-cache"
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+    trust_host_cas
     [ "$(in_root uname -m)" = aarch64 ] || { expect "uname -m = aarch64 inside the root"; return 1; }
     # shellcheck disable=SC1091  # the root's os-release
     detail "$(. "$ROOT/etc/os-release" && echo "$PRETTY_NAME"), $(in_root uname -m)," \
         "$(in_root python3 --version)"
+}
+
+# The CAs this host trusts beyond Debian's (a TLS-inspecting proxy's), so pip reaches PyPI from the root
+# as it does from the host. They go to /usr/local/share/ca-certificates (an apt trigger that rebuilds the
+# bundle keeps them) and are appended to the bundle here, as update-ca-certificates would: running it under
+# emulation takes minutes.
+trust_host_cas() {
+    local host_bundle=/etc/ssl/certs/ca-certificates.crt added
+    [ -r "$host_bundle" ] || return 0
+    added=$(python3 - "$host_bundle" "$ROOT/etc/ssl/certs/ca-certificates.crt" \
+        "$ROOT/usr/local/share/ca-certificates" <<'EOF'
+import os, re, sys
+def certs(path):
+    text = open(path).read() if os.path.exists(path) else ""
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
+known = set(certs(sys.argv[2]))
+extra = [c for c in certs(sys.argv[1]) if c not in known]
+os.makedirs(sys.argv[3], exist_ok=True)
+for n, cert in enumerate(extra):
+    with open(os.path.join(sys.argv[3], f"host-ca-{n}.crt"), "w") as f:
+        f.write(cert + "\n")
+    with open(sys.argv[2], "a") as f:
+        f.write(cert + "\n")
+print(len(extra))
+EOF
+)
+    if [ "$added" != 0 ]; then detail "trusts $added more CA(s) of the host's,"; fi
 }
 
 copy_in() {  # the checkout as a clone would have it (tracked + untracked, not ignored), models, photos
