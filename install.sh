@@ -389,7 +389,7 @@ install_unit() {
     local changed=0
     if [ -f "$UNIT" ] && cmp -s "$CHECKOUT/systemd/$SERVICE" "$UNIT"; then ok "installed: ${UNIT#"$ROOT"}"; else
         act "install ${UNIT#"$ROOT"}" install -D -m 0644 "$CHECKOUT/systemd/$SERVICE" "$UNIT"
-        act "systemctl daemon-reload" systemctl daemon-reload
+        daemon_reload
         changed=1
     fi
     if [ "$(systemctl is-enabled "$SERVICE" 2>/dev/null || true)" = enabled ]; then ok "enabled: $SERVICE"; else
@@ -419,6 +419,11 @@ install_unit() {
 # systemctl ignores it and exits 0). `systemctl is-system-running` says "offline" there.
 systemd_offline() { [ "$(systemctl is-system-running 2>/dev/null || true)" = offline ]; }
 
+daemon_reload() {  # without a running systemd there is nothing to reload (and systemctl would fail)
+    if systemd_offline; then say "ok: no daemon-reload needed: systemd is not running here"; return; fi
+    act "systemctl daemon-reload" systemctl daemon-reload
+}
+
 verify_unit() {  # with no systemd to start it now, check what the next boot will find
     [ "$DRY" = 1 ] && return 0
     [ "$(systemctl is-enabled "$SERVICE" 2>/dev/null || true)" = enabled ] \
@@ -444,9 +449,11 @@ start_failed() {
 
 uninstall() {
     if [ -f "$UNIT" ]; then
-        act "stop and disable $SERVICE" systemctl disable --now "$SERVICE"
+        if systemd_offline; then act "disable $SERVICE" systemctl disable "$SERVICE"
+        else act "stop and disable $SERVICE" systemctl disable --now "$SERVICE"
+        fi
         act "remove ${UNIT#"$ROOT"}" rm -f "$UNIT"
-        act "systemctl daemon-reload" systemctl daemon-reload
+        daemon_reload
     else
         ok "removed: ${UNIT#"$ROOT"}"
     fi

@@ -216,9 +216,12 @@ def test_without_systemd_the_unit_is_enabled_and_verified_not_started(installed,
     box = _copy_of(src, tmp_path / "copy", checkout)
     (box.state / "enabled").unlink()
     (box.state / "active").unlink()
+    (box.root / "etc/systemd/system/appliance.service").unlink()
     proc = box.run("--models-from", str(models_dir), FAKE_SYSTEM_STATE="offline")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = box.calls()
+    assert (box.root / "etc/systemd/system/appliance.service").exists()
+    assert "systemctl daemon-reload" not in calls  # it would fail: there is no systemd to reload
     assert "systemctl enable appliance.service" in calls
     assert f"systemd-analyze verify {box.root}/etc/systemd/system/appliance.service" in calls
     assert not any(c.startswith(("systemctl start", "systemctl restart")) for c in calls)
@@ -236,6 +239,11 @@ def test_without_systemd_the_unit_is_enabled_and_verified_not_started(installed,
     assert broken.returncode == 1
     assert "bad setting" in broken.stderr and "systemd-analyze verify finds problems" in broken.stderr
     assert "fix:" in broken.stderr
+
+    gone = box.run("--uninstall", FAKE_SYSTEM_STATE="offline")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "systemctl disable appliance.service" in box.calls()  # no --now: nothing runs to stop
+    assert not any("--now" in c or "daemon-reload" in c for c in box.calls())
 
 
 def test_no_start_says_it_did_not_start(installed, tmp_path, checkout, models_dir):
