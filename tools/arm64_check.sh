@@ -86,8 +86,10 @@ check_host() {
 # --- steps ----------------------------------------------------------------------------------------------
 
 # step RELEASE NAME FUNCTION [ARGS...]: run FUNCTION (in a subshell: it sets no variables) with its output
-# in a log; print one line. FUNCTION may write a short detail with `detail`. A failure prints the log's
-# tail and stops the release.
+# in a log; print one line; STEP_OK=1 when it passed. FUNCTION may write a short detail with `detail`.
+# A failure prints the log's tail. Call it as a plain command (not after && or ||, not in an `if`):
+# there bash ignores `set -e` inside everything it runs, and a failing command would not stop FUNCTION.
+STEP_OK=0
 step() {
     local release=$1 name=$2 start status log
     shift 2
@@ -98,14 +100,13 @@ step() {
     start=$(now)
     # a background subshell, not an `if` condition: there `set -e` would be ignored inside FUNCTION
     ("$@") >"$log" 2>&1 &
-    if wait "$!"; then status=ok; else status=fail; fi
+    if wait "$!"; then status=ok STEP_OK=1; else status=fail STEP_OK=0; fi
     printf '%-4s  %-9s %-22s %7s s  %s\n' "$status" "$release" "$name" "$(since "$start")" \
         "$(tr '\n' ' ' <"$DETAIL")"
     if [ "$status" = fail ]; then
         tail -n 25 "$log" | sed 's/^/      | /'
         say "      (whole log: $log)"
         FAILED=1
-        return 1
     fi
 }
 detail() { printf '%s\n' "$*" >>"$DETAIL"; }
@@ -178,7 +179,10 @@ release_root() {
     done
 }
 
-work_root() {  # a throwaway overlay over the cached root, with /proc, /sys, a bare /dev and caches
+# A throwaway overlay over the cached root, with /proc, a bare /dev and the download caches. No /sys:
+# the host's describes its x86 CPUs, and the TFLite runtime's CPU detection (cpuinfo, for XNNPACK) reading
+# that under emulation crashes with SIGSEGV; a Pi's /sys describes its own arm64 cores.
+work_root() {
     local run="$CACHE/$RELEASE/run"
     release_root  # a run that was killed may have left its mounts: never delete through them
     rm -rf --one-file-system "$run"
@@ -186,7 +190,6 @@ work_root() {  # a throwaway overlay over the cached root, with /proc, /sys, a b
     mount_at "$ROOT" -t overlay overlay \
         -o "lowerdir=$CACHE/$RELEASE/base,upperdir=$run/upper,workdir=$run/work"
     mount_at "$ROOT/proc" -t proc proc
-    mount_at "$ROOT/sys" -t sysfs -o ro sysfs
     # a bare /dev: no camera, no Edge TPU, no GPIO chip of the host's leaks in
     mount_at "$ROOT/dev" -t tmpfs -o mode=0755,nosuid devtmp
     local node
@@ -467,24 +470,15 @@ check_release() {
     ROOT="$CACHE/$RELEASE/run/root"
     PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     : >"$LOGS/.pin"
-    step "$RELEASE" "root" base_root || return 0
-    step "$RELEASE" "mount" work_root || { release_root; return 0; }
-    {
-        step "$RELEASE" "copy in" copy_in &&
-        step "$RELEASE" "install.sh" install_first &&
-        step "$RELEASE" "install.sh again" install_again &&
-        step "$RELEASE" "unit" unit_state &&
-        step "$RELEASE" "doctor" doctor &&
-        step "$RELEASE" "classify" classify &&
-        step "$RELEASE" "detect" detect &&
-        step "$RELEASE" "teach" teach &&
-        step "$RELEASE" "classify --store" classify_store &&
-        step "$RELEASE" "demo config" demo_config &&
-        step "$RELEASE" "run --check-config" check_config &&
-        step "$RELEASE" "run ${RUN_SECONDS}s" run_demo &&
-        step "$RELEASE" "numpy pin" pinned_set &&
-        step "$RELEASE" "versions" versions
-    } || true
+    local steps=("root:base_root" "mount:work_root" "copy in:copy_in" "install.sh:install_first"
+        "install.sh again:install_again" "unit:unit_state" "doctor:doctor" "classify:classify" "detect:detect"
+        "teach:teach" "classify --store:classify_store" "demo config:demo_config"
+        "run --check-config:check_config" "run ${RUN_SECONDS}s:run_demo" "numpy pin:pinned_set"
+        "versions:versions") one
+    for one in "${steps[@]}"; do
+        step "$RELEASE" "${one%%:*}" "${one#*:}"
+        [ "$STEP_OK" = 1 ] || break  # each step needs the ones before it
+    done
     release_root
 }
 
