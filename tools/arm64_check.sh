@@ -19,6 +19,7 @@
 #   APPLIANCE_ARM64_MIRROR=URL     Debian mirror (default http://deb.debian.org/debian)
 #   APPLIANCE_ARM64_RUN_SECONDS=N  how long `appliance run` is watched (default 30)
 #   APPLIANCE_ARM64_REBUILD=1      rebuild the cached roots
+# shellcheck disable=SC2317  # the step functions are called by name, from check_release's list
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -437,17 +438,20 @@ run_demo() {
 # --system-site-packages venv and install.sh's constraint, do the arm64 wheels install and classify?
 pinned_set() {
     local apt_numpy
-    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-numpy
-    apt_numpy=$(in_root python3 -c 'import numpy; print(numpy.__version__)')
+    apt_numpy=$(in_root apt-cache policy python3-numpy | sed -n 's/^ *Candidate: *//p')
+    apt_numpy=${apt_numpy#*:}  # the epoch
+    echo "apt offers python3-numpy $apt_numpy"
     if [[ "$apt_numpy" != 1.* ]]; then
-        echo "apt's numpy is $apt_numpy: install.sh pins nothing here"
-        printf 'apt numpy %s: no pin\n' "$apt_numpy" >"$LOGS/.pin"
-        detail "apt's numpy $apt_numpy: install.sh pins nothing (no numpy 1.x to match)"
+        printf 'apt numpy %s: no pin\n' "${apt_numpy%%[+-]*}" >"$LOGS/.pin"
+        detail "apt's numpy is ${apt_numpy:-none}: install.sh pins nothing (no numpy 1.x to match)"
         return 0
     fi
-    in_root python3 -m venv --system-site-packages /tmp/pinned
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-numpy
+    # the installed venv's pip drives the new one: ensurepip takes minutes under emulation
+    in_root python3 -m venv --without-pip --system-site-packages /tmp/pinned
     in_root sh -c 'echo "numpy<2" >/tmp/numpy1.txt'
-    in_root /tmp/pinned/bin/python -m pip install --quiet --constraint /tmp/numpy1.txt -e "$CHECKOUT_IN"
+    in_root /opt/appliance/venv/bin/python -m pip --python /tmp/pinned/bin/python install --quiet \
+        --constraint /tmp/numpy1.txt -e "$CHECKOUT_IN"
     local got out
     got=$(in_root /tmp/pinned/bin/python -c '
 import importlib.metadata as md, numpy
@@ -509,4 +513,4 @@ main() {
     return "$FAILED"
 }
 
-main "$@"
+main "$@"; exit "$?"  # one line: bash reads a script as it runs, so an edit made meanwhile is never run
