@@ -392,7 +392,10 @@ except OSError as e:
 
 run_demo() {
     local start up="" answer polls=0 out="$LOGS/$RELEASE-run.out"
-    as_user appliance run >"$out" 2>&1 &
+    # exec: $! is then the appliance itself (chroot, setpriv and env exec too), which SIGTERM must reach
+    (exec chroot "$ROOT" /usr/bin/setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups \
+        /usr/bin/env -i HOME=/var/lib/appliance PATH="$PATH_IN" LANG=C.UTF-8 TERM=dumb appliance run) \
+        >"$out" 2>&1 &
     RUN_PID=$!
     trap 'kill -KILL "$RUN_PID" 2>/dev/null || true' EXIT
     start=$(now)
