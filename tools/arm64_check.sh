@@ -429,8 +429,8 @@ run_demo() {
     cat "$out"
     [ "$code" = 0 ] || { expect "exit 0 on SIGTERM, got $code"; return 1; }
     detail "up in $up s; $polls x /healthz 200 over ${RUN_SECONDS} s; /api/status:" \
-        "$(json '"{} frames, {} inferences, {:.1f} fps, {} ms/inference, {} classes".format(d["frames_captured"],
-            d["inferences"], d["fps"]["inference"], d["inference_ms"], d["classes"])' <<<"$status");" \
+        "$(json '"{} frames, {} inferences in {} s, {:.0f} ms/inference, {} classes".format(d["frames_captured"],
+            d["inferences"], d["uptime_s"], d["inference_ms"], d["classes"])' <<<"$status");" \
         "SIGTERM -> exit 0"
 }
 
