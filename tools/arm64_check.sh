@@ -475,6 +475,13 @@ check_release() {
     RELEASE=$1
     STEP_NO=1
     ROOT="$CACHE/$RELEASE/run/root"
+    mkdir -p "$CACHE/$RELEASE"
+    # one check per release at a time: a second one would tear down the first one's root
+    exec {LOCK_FD}>"$CACHE/$RELEASE/lock"
+    if ! flock -n "$LOCK_FD"; then
+        say "arm64-check: waiting for another arm64-check using the $RELEASE root to finish"
+        flock "$LOCK_FD"
+    fi
     PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     : >"$LOGS/.pin"
     local steps=("root:base_root" "mount:work_root" "copy in:copy_in" "install.sh:install_first"
@@ -487,6 +494,7 @@ check_release() {
         [ "$STEP_OK" = 1 ] || break  # each step needs the ones before it
     done
     release_root
+    exec {LOCK_FD}>&-
 }
 
 main() {
