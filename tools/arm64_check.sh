@@ -10,7 +10,9 @@
 # for real through chroot (apt from the release's own archive, pip from PyPI), run twice (the second must
 # change nothing), then, as the service user: doctor, classify, detect, teach, classify --store,
 # run --check-config, and `run` with the demo camera for a while with /healthz and /api/status polled
-# from inside the root. One line per step: ok/fail, seconds, what was seen.
+# from inside the root; where apt's numpy is 1.x (Bookworm), install.sh's numpy<2 set on its own.
+# One line per step: ok/fail, seconds, what was seen. Needs the network: the Debian archive and PyPI.
+# See docs/arm64-check.md.
 #
 # Environment:
 #   APPLIANCE_MODELS_FROM=DIR      models to install from (required; dev.sh sets ../shared/models)
