@@ -217,7 +217,7 @@ work_root() {
         "$(in_root python3 --version)"
 }
 
-# The CAs this host trusts beyond Debian's (a TLS-inspecting proxy's), so pip reaches PyPI from the root
+# The CAs added to this host beyond its distribution's (a TLS proxy's), so pip reaches PyPI from the root
 # as it does from the host. They go to /usr/local/share/ca-certificates (an apt trigger that rebuilds the
 # bundle keeps them) and are appended to the bundle here, as update-ca-certificates would: running it under
 # emulation takes minutes.
@@ -226,11 +226,14 @@ trust_host_cas() {
     [ -r "$host_bundle" ] || return 0
     added=$(python3 - "$host_bundle" "$ROOT/etc/ssl/certs/ca-certificates.crt" \
         "$ROOT/usr/local/share/ca-certificates" <<'EOF'
-import os, re, sys
+import glob, os, re, sys
 def certs(path):
     text = open(path).read() if os.path.exists(path) else ""
     return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
+# what the root has, and what the host's own ca-certificates package brought: neither is copied
 known = set(certs(sys.argv[2]))
+for shipped in glob.glob("/usr/share/ca-certificates/**/*.crt", recursive=True):
+    known.update(certs(shipped))
 extra = [c for c in certs(sys.argv[1]) if c not in known]
 os.makedirs(sys.argv[3], exist_ok=True)
 for n, cert in enumerate(extra):
@@ -241,7 +244,7 @@ for n, cert in enumerate(extra):
 print(len(extra))
 EOF
 )
-    if [ "$added" != 0 ]; then detail "trusts $added more CA(s) of the host's,"; fi
+    if [ "$added" != 0 ]; then detail "trusts $added CA(s) added to the host,"; fi
 }
 
 copy_in() {  # the checkout as a clone would have it (tracked + untracked, not ignored), models, photos
