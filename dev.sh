@@ -2,6 +2,7 @@
 # Development entry point on any Debian-like machine with Python 3.11+:
 #   ./dev.sh demo [appliance run flags]   set up .venv and run the appliance in demo mode
 #   ./dev.sh test [pytest args]           set up .venv (+ chromium, systemd, shellcheck) and run the tests
+#   ./dev.sh arm64-check [bookworm|trixie|all]   install.sh for real in arm64 Debian roots (qemu; root, slow)
 # On the device itself use install.sh instead.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -81,8 +82,14 @@ case "${1:-}" in
         "$VENV/bin/ruff" check appliance tests
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    arm64-check)
+        shift
+        # not part of .ci/run (minutes per release): run it before changing install.sh or dependencies
+        export APPLIANCE_MODELS_FROM="${APPLIANCE_MODELS_FROM:-$(cd .. && pwd)/shared/models}"
+        exec bash tools/arm64_check.sh "$@"
+        ;;
     *)
-        sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

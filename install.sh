@@ -24,7 +24,10 @@
 #   APPLIANCE_PIP_ARGS="..." extra `pip install` arguments (e.g. --no-index --find-links DIR for a wheelhouse)
 #   APPLIANCE_VENV_ARGS="..." extra `python -m venv` arguments (tests: --without-pip, pip comes via PYTHONPATH)
 # Commands that change the system (apt-get, systemctl, useradd, usermod, userdel, udevadm, chown, curl,
-# gpg) and the ones it reads (apt-cache, dpkg-query, dpkg, getent, lsusb, lspci, id) are looked up in PATH.
+# gpg) and the ones it reads (apt-cache, dpkg-query, dpkg, getent, lsusb, lspci, id, systemd-analyze) are
+# looked up in PATH.
+# Without a running systemd (a chroot, an image build, a plain container) the unit is installed, enabled
+# and verified, but not started: it starts at the next boot.
 set -euo pipefail
 
 ROOT=${APPLIANCE_ROOT:-}
@@ -53,7 +56,7 @@ GROUPS_WANTED=(video gpio plugdev apex)
 SRC_PARTS=(pyproject.toml README.md LICENSE appliance models systemd docs/config.example.toml install.sh)
 
 EDGETPU=0 MODELS_FROM="" DRY=0 UNINSTALL=0 PURGE=0 START=1 PICAMERA=0
-CHANGES=0
+CHANGES=0 NOT_STARTED=""
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { printf '%s\n' "$*"; }
@@ -489,13 +492,19 @@ install_unit() {
     local changed=0
     if [ -f "$UNIT" ] && cmp -s "$CHECKOUT/systemd/$SERVICE" "$UNIT"; then ok "installed: ${UNIT#"$ROOT"}"; else
         act "install ${UNIT#"$ROOT"}" install -D -m 0644 "$CHECKOUT/systemd/$SERVICE" "$UNIT"
-        act "systemctl daemon-reload" systemctl daemon-reload
+        daemon_reload
         changed=1
     fi
     if [ "$(systemctl is-enabled "$SERVICE" 2>/dev/null || true)" = enabled ]; then ok "enabled: $SERVICE"; else
         act "enable $SERVICE (starts at boot)" systemctl enable "$SERVICE"
     fi
-    [ "$START" = 1 ] || { say "ok: not starting $SERVICE (--no-start)"; return; }
+    if systemd_offline; then
+        verify_unit
+        NOT_STARTED="systemd is not running here (a chroot or a container)"
+        say "ok: not starting $SERVICE: $NOT_STARTED; it starts at boot"
+        return
+    fi
+    [ "$START" = 1 ] || { NOT_STARTED="--no-start"; say "ok: not starting $SERVICE (--no-start)"; return; }
     local why=""
     [ $((CHANGES > 0)) = 1 ] && why="something changed"
     if [ "$(systemctl is-active "$SERVICE" 2>/dev/null || true)" = active ]; then
@@ -509,6 +518,32 @@ install_unit() {
     fi
 }
 
+# systemctl enable only writes links, so it works without a running systemd; start does not (in a chroot
+# systemctl ignores it and exits 0). `systemctl is-system-running` says "offline" there.
+systemd_offline() { [ "$(systemctl is-system-running 2>/dev/null || true)" = offline ]; }
+
+daemon_reload() {  # without a running systemd there is nothing to reload (and systemctl would fail)
+    if systemd_offline; then say "ok: no daemon-reload needed: systemd is not running here"; return; fi
+    act "systemctl daemon-reload" systemctl daemon-reload
+}
+
+verify_unit() {  # with no systemd to start it now, check what the next boot will find
+    [ "$DRY" = 1 ] && return 0
+    [ "$(systemctl is-enabled "$SERVICE" 2>/dev/null || true)" = enabled ] \
+        || die "$SERVICE is not enabled, though systemctl enable ran" "sudo systemctl enable $SERVICE"
+    if ! have systemd-analyze; then
+        say "ok: $SERVICE is enabled (systemd-analyze is missing: the unit file was not verified)"
+        return
+    fi
+    local out
+    if ! out=$(systemd-analyze verify "$UNIT" 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "systemd-analyze verify finds problems in ${UNIT#"$ROOT"} (above)" \
+            "reinstall from a clean checkout: git checkout systemd/ && sudo ./install.sh"
+    fi
+    say "ok: $SERVICE is enabled and its unit verified (systemd-analyze verify)"
+}
+
 start_failed() {
     die "$SERVICE did not start" "see why: journalctl -u appliance -e --no-pager; and run: sudo -u $SVC_USER appliance doctor"
 }
@@ -517,9 +552,11 @@ start_failed() {
 
 uninstall() {
     if [ -f "$UNIT" ]; then
-        act "stop and disable $SERVICE" systemctl disable --now "$SERVICE"
+        if systemd_offline; then act "disable $SERVICE" systemctl disable "$SERVICE"
+        else act "stop and disable $SERVICE" systemctl disable --now "$SERVICE"
+        fi
         act "remove ${UNIT#"$ROOT"}" rm -f "$UNIT"
-        act "systemctl daemon-reload" systemctl daemon-reload
+        daemon_reload
     else
         ok "removed: ${UNIT#"$ROOT"}"
     fi
@@ -568,6 +605,9 @@ main() {
         say "dry run: $CHANGES action(s) would be taken; nothing was changed"
     elif [ "$UNINSTALL" = 1 ]; then
         say "done: the appliance is uninstalled"
+    elif [ -n "$NOT_STARTED" ]; then
+        say "done: the appliance is installed and enabled, not started ($NOT_STARTED): it starts at boot"
+        say "  or now: sudo systemctl start $SERVICE; check it with: sudo -u $SVC_USER appliance doctor"
     else
         say "done: the appliance is installed and running: http://$(hostname 2>/dev/null || echo localhost).local:8080"
         say "  check it with: sudo -u $SVC_USER appliance doctor"

@@ -23,8 +23,8 @@ from appliance.paths import REPO_ROOT
 
 HELPER = REPO_ROOT / "tests" / "install_helpers" / "fake_admin.sh"
 FAKED = ("id", "dpkg", "dpkg-query", "apt-cache", "apt-get", "getent", "useradd", "usermod", "userdel",
-         "systemctl", "lsusb", "lspci", "udevadm", "chown", "curl", "gpg")
-READ_ONLY = {"id", "dpkg", "dpkg-query", "apt-cache", "getent", "lsusb", "lspci"}
+         "systemctl", "lsusb", "lspci", "udevadm", "chown", "curl", "gpg", "systemd-analyze")
+READ_ONLY = {"id", "dpkg", "dpkg-query", "apt-cache", "getent", "lsusb", "lspci", "systemd-analyze"}
 PARTS = ("pyproject.toml", "README.md", "LICENSE", "appliance", "models", "systemd",
          "docs/config.example.toml", "install.sh")
 RPI_OS = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -111,7 +111,8 @@ class Box:
 
     def changing_calls(self) -> list[str]:
         return [c for c in self.calls() if c.split()[0] not in READ_ONLY
-                and not c.startswith(("systemctl is-enabled", "systemctl is-active"))]
+                and not c.startswith(("systemctl is-enabled", "systemctl is-active",
+                                      "systemctl is-system-running"))]
 
     def files(self) -> set[str]:
         return {str(p.relative_to(self.root)) for p in self.root.rglob("*")}
@@ -281,13 +282,83 @@ def test_dry_run_touches_nothing(tmp_path, checkout):
     assert "nothing was changed" in out
 
 
-def test_uninstall_keeps_taught_classes_then_purge_removes_them(installed, tmp_path, checkout):
-    src, _ = installed
-    box = Box(tmp_path / "copy", checkout)
+def _copy_of(installed_box: Box, base: Path, checkout: Path) -> Box:
+    """A second box in the state the installed one is in (its venv still points into the first)."""
+    box = Box(base, checkout)
     shutil.rmtree(box.root)
     shutil.rmtree(box.state)
-    shutil.copytree(src.root, box.root, symlinks=True)
-    shutil.copytree(src.state, box.state, symlinks=True)
+    shutil.copytree(installed_box.root, box.root, symlinks=True)
+    shutil.copytree(installed_box.state, box.state, symlinks=True)
+    for key in ("FAKE_ARCH", "FAKE_DOWNLOADS"):  # the same machine: the same Edge TPU pair and its files
+        if key in installed_box.env:
+            box.env[key] = installed_box.env[key]
+    return box
+
+
+def test_without_systemd_the_unit_is_enabled_and_verified_not_started(installed, tmp_path, checkout,
+                                                                      models_dir):
+    """In a chroot or a container systemctl start is a no-op that exits 0: never claim it is running."""
+    src, _ = installed
+    box = _copy_of(src, tmp_path / "copy", checkout)
+    (box.state / "enabled").unlink()
+    (box.state / "active").unlink()
+    (box.root / "etc/systemd/system/appliance.service").unlink()
+    proc = box.run("--models-from", str(models_dir), FAKE_SYSTEM_STATE="offline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = box.calls()
+    assert (box.root / "etc/systemd/system/appliance.service").exists()
+    assert "systemctl daemon-reload" not in calls  # it would fail: there is no systemd to reload
+    assert "systemctl enable appliance.service" in calls
+    assert f"systemd-analyze verify {box.root}/etc/systemd/system/appliance.service" in calls
+    assert not any(c.startswith(("systemctl start", "systemctl restart")) for c in calls)
+    out = proc.stdout
+    assert "ok: appliance.service is enabled and its unit verified (systemd-analyze verify)" in out
+    assert "ok: not starting appliance.service: systemd is not running here" in out
+    assert "installed and running" not in out
+    assert "done: the appliance is installed and enabled, not started (systemd is not running here" in out
+
+    again = box.run("--models-from", str(models_dir), FAKE_SYSTEM_STATE="offline")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.strip().endswith("nothing to change") and box.changing_calls() == []
+
+    broken = box.run(FAKE_SYSTEM_STATE="offline", FAKE_VERIFY_ERROR="appliance.service: bad setting")
+    assert broken.returncode == 1
+    assert "bad setting" in broken.stderr and "systemd-analyze verify finds problems" in broken.stderr
+    assert "fix:" in broken.stderr
+
+    gone = box.run("--uninstall", FAKE_SYSTEM_STATE="offline")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "systemctl disable appliance.service" in box.calls()  # no --now: nothing runs to stop
+    assert not any("--now" in c or "daemon-reload" in c for c in box.calls())
+
+
+def test_no_start_says_it_did_not_start(installed, tmp_path, checkout, models_dir):
+    src, _ = installed
+    box = _copy_of(src, tmp_path / "copy", checkout)
+    (box.state / "enabled").unlink()
+    (box.state / "active").unlink()
+    proc = box.run("--no-start", "--models-from", str(models_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "systemctl enable appliance.service" in box.calls()
+    assert not any(c.startswith("systemctl start") for c in box.calls())
+    assert "systemd-analyze" not in "".join(box.calls())  # a running systemd checks the unit itself
+    assert "ok: not starting appliance.service (--no-start)" in proc.stdout
+    assert "done: the appliance is installed and enabled, not started (--no-start)" in proc.stdout
+
+
+def test_dry_run_without_systemd_says_it_would_not_start(tmp_path, checkout):
+    box = Box(tmp_path, checkout)
+    proc = box.run("--dry-run", FAKE_SYSTEM_STATE="offline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "would: enable appliance.service" in proc.stdout
+    assert "would: start" not in proc.stdout
+    assert "ok: not starting appliance.service: systemd is not running here" in proc.stdout
+    assert box.changing_calls() == [] and box.files() == {"etc", "etc/os-release"}
+
+
+def test_uninstall_keeps_taught_classes_then_purge_removes_them(installed, tmp_path, checkout):
+    src, _ = installed
+    box = _copy_of(src, tmp_path / "copy", checkout)
     store = box.root / "var/lib/appliance/classes.sqlite3"
     store.write_bytes(b"taught classes")
 

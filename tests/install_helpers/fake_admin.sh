@@ -61,6 +61,8 @@ case "$name" in
         case "$1" in
             is-enabled) if [ -f "$state/enabled" ]; then echo enabled; else echo disabled; exit 1; fi ;;
             is-active) if [ -f "$state/active" ]; then echo active; else echo inactive; exit 3; fi ;;
+            is-system-running)  # FAKE_SYSTEM_STATE=offline: a chroot or container without systemd
+                echo "${FAKE_SYSTEM_STATE:-running}"; [ "${FAKE_SYSTEM_STATE:-running}" = running ] || exit 1 ;;
             enable) touch "$state/enabled" ;;
             start|restart) touch "$state/active" ;;
             disable) rm -f "$state/enabled"; [ "${2:-}" = --now ] && rm -f "$state/active" ;;
@@ -70,6 +72,8 @@ case "$name" in
         out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
         cat >/dev/null
         [ -n "$out" ] && echo "keyring written by the test's gpg stand-in" >"$out" ;;
+    systemd-analyze)  # verify UNIT: FAKE_VERIFY_ERROR is what a broken unit would make it say
+        if [ -n "${FAKE_VERIFY_ERROR:-}" ]; then echo "$FAKE_VERIFY_ERROR" >&2; exit 1; fi ;;
     curl)  # curl ... -o FILE URL: FILE gets $FAKE_DOWNLOADS/<name of URL> if the test put one there
         out="" url=${*: -1}
         while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
