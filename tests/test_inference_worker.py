@@ -147,3 +147,19 @@ def test_sigterm_to_the_worker_leaves_its_stopping_to_the_appliance(models_dir, 
     finally:
         worker.close()
     assert not process.is_alive()
+
+
+def test_a_program_that_exits_without_closing_its_worker_still_exits(models_dir):
+    """The worker ignores SIGTERM (see above), which multiprocessing's own exit handler sends before it
+    waits: without the appliance's exit handler killing it, such a program would never end."""
+    import subprocess
+    import sys
+
+    code = ("from appliance.inference.supervisor import InferenceWorker\n"
+            "from appliance.inference.protocol import ModelSpec\n"
+            "if __name__ == '__main__':\n"
+            f"    w = InferenceWorker([ModelSpec('m', {str(models_dir / TINY)!r}, 'cpu')], 'cpu')\n"
+            "    w.start()\n"
+            "    print('started', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "started" in done.stdout, done.stderr

@@ -7,6 +7,7 @@ and stays dead: the supervisor starts a new one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -15,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -36,6 +38,20 @@ log = logging.getLogger(__name__)
 
 RESTART_FIX = ("the appliance restarts its inference worker by itself; if this repeats, run "
                "`appliance doctor` (it names the runtime and the fix)")
+
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # every WorkerClient not yet closed
+
+
+def _kill_workers_at_exit() -> None:
+    """A program that exits without closing its workers: kill them. (multiprocessing's own exit handler
+    would send SIGTERM, which a worker leaves to the appliance, and then wait for it forever; this one is
+    registered after it, at the first worker's start, so it runs first.)"""
+    for client in list(_LIVE):
+        with contextlib.suppress(Exception):
+            if client.process.is_alive():
+                client.process.kill()
+                client.process.join(2.0)
 
 
 class WorkerError(DeviceError):
@@ -125,6 +141,10 @@ class WorkerClient:
         self.process = ctx.Process(target=child.main, args=(theirs, self.specs, logging.getLogger().level),
                                    name="appliance-inference", daemon=True)
         self.process.start()
+        if not _LIVE:
+            atexit.unregister(_kill_workers_at_exit)
+            atexit.register(_kill_workers_at_exit)  # after multiprocessing's: run before it
+        _LIVE.add(self)
         theirs.close()
         try:
             self._handshake(start_timeout_s)
