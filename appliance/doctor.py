@@ -339,12 +339,10 @@ def _service_state() -> str | None:
 
 
 def _probe(config) -> tuple[bool, str, str]:
-    from appliance.inference.probe import probe_edgetpu
+    from appliance.inference.probe import probe_configured
     from appliance.model_files import default_models_dir
 
-    v = config.vision
-    result = probe_edgetpu(models_dir=default_models_dir(config), models_from=v.models_from or None,
-                           device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
+    result = probe_configured(config, default_models_dir(config))
     return result.ok, result.detail, result.fix
 
 

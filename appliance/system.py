@@ -86,14 +86,13 @@ class Models:
         """One real inference on the Edge TPU in a throwaway process before trusting it. Under "auto" a
         failed probe means the CPU from the start, with the probe's words as the warning; under "edgetpu"
         it is logged with its fix, and the worker keeps trying (the appliance reports itself unhealthy)."""
-        from appliance.inference.probe import probe_edgetpu
+        from appliance.inference.probe import probe_configured
 
         v = config.vision
-        result = probe_edgetpu(models_dir=config.models_dir, models_from=v.models_from or None,
-                               device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
+        result = probe_configured(config, config.models_dir)
         if result.ok:
             log.info("Edge TPU probe: %s", result.detail)
-        elif result.invoke_ms is None and result.detail.startswith("the probe model is missing"):
+        elif not result.probed:
             log.warning("Edge TPU not probed (%s): fix: %s", result.detail, result.fix)
         elif v.device == backends.AUTO:
             self.worker.fall_back(f"the Edge TPU probe at start-up failed: {result.detail}: running on the "

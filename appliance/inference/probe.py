@@ -28,7 +28,8 @@ PROBE_MODEL = "mobilenet_v1_0.25_128_quant"   # tiny; its _edgetpu twin is in th
 MAX_STEPS = 2                                 # quantisation steps the two answers may differ by
 INVOKES = 5
 
-ProbeResult = namedtuple("ProbeResult", "ok detail fix invoke_ms")
+# probed False: the probe model could not be had, so nothing was run (the Edge TPU is neither good nor bad)
+ProbeResult = namedtuple("ProbeResult", "ok detail fix invoke_ms probed", defaults=(True,))
 Agreement = namedtuple("Agreement", "same_top max_steps top_class")
 
 
@@ -52,6 +53,13 @@ def runtime_line() -> str:
 CRASH_FIX = edgetpu.INSTALL_FIX  # a crash or a hang at the first model: the mismatched pair's signature
 
 
+def probe_configured(config, models_dir: Path) -> ProbeResult:
+    """The probe with the config's Edge TPU device, models source and first-result timeout."""
+    v = config.vision
+    return probe_edgetpu(models_dir=models_dir, models_from=v.models_from or None,
+                         device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
+
+
 def _failed(exc: ApplianceError) -> ProbeResult:
     """One line: what stopped the probe, the runtime and libedgetpu in play, and the fix (a crash or a
     hang is the mismatched pair's signature; an error the runtime reported carries its own fix)."""
@@ -69,7 +77,7 @@ def probe_edgetpu(*, models_dir: Path, models_from: str | None = None, device_sp
                                  models_from=models_from)
     except ApplianceError as exc:
         return ProbeResult(False, f"the probe model is missing: {exc.problem}",
-                           f"appliance models fetch {PROBE_MODEL} {PROBE_MODEL}_edgetpu", None)
+                           f"appliance models fetch {PROBE_MODEL} {PROBE_MODEL}_edgetpu", None, False)
     rgb = read_image(PROBE_PHOTO)
     cpu_model = load_model(cpu_path, device="cpu", num_threads=1)
     cpu_scores = cpu_model.submit(rgb).wait().outputs[0]

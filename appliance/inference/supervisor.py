@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -259,8 +260,7 @@ class RemoteModel:
 
     # the Model attributes the engines and preprocess read
     @property
-    def path(self):
-        from pathlib import Path
+    def path(self) -> Path:
         return Path(self._info.path)
 
     @property
