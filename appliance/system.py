@@ -1,20 +1,26 @@
-"""System: everything wired from one Config — models, class store, camera, pipeline, teacher, controls, web.
+"""System: everything wired from one Config — models, class store, camera, pipeline, classes, controls, web.
 
 Build order matters for error messages: the config is already valid; models resolve and load next
 (the commonest failure: a missing model or Edge TPU), then the store, then the camera source. Nothing
 runs until start(); stop() ends the web page, buttons and threads within about two seconds and closes
 the store (a teaching burst cut short commits nothing: its frames never reach the store).
+
+System owns the `status` event: its own ticker thread publishes it every second (and at once when the
+backend changes), so the page's figures keep moving even while the pipeline is stalled.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from appliance.camera import ReconnectingSource, open_source
 from appliance.camera.demo import DemoSource
+from appliance.classes import Classes
+from appliance.controls import Controls
 from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError, ConflictError
 from appliance.inference.protocol import ModelSpec
@@ -27,18 +33,21 @@ from appliance.pipeline.hub import FrameHub
 from appliance.pipeline.infer import Engines, Inference, InferSettings, main_object_crop
 from appliance.pipeline.result import Result
 from appliance.pipeline.stats import Stats
-from appliance.pipeline.worker import Pipeline
+from appliance.pipeline.worker import Pipeline, PipelineSettings
 from appliance.teacher import Teacher
 from appliance.vision import backends
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
 from appliance.vision.model import load_model
+from appliance.web.app import create_app
+from appliance.web.server import serve
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "classes.sqlite"
 SOURCE_STALL_S = 5.0  # the camera wrapper reopens a source silent for this long
+STATUS_EVERY_S = 1.0  # the `status` event's period
 
 
 class Models:
@@ -138,6 +147,8 @@ class System:
         self.controls = None
         self.mqtt = None  # appliance.mqtt.bridge.MqttBridge when [mqtt] enabled
         self._stopped = False
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
         self.models = Models(config, in_process=in_process, simulate_ms=simulate_ms)
         try:
             self._build(config, source, throttle, pace_to_consumer)
@@ -173,11 +184,11 @@ class System:
         engines = Engines(embedder=self.models.embedder, recognizer=self.recognizer,
                           classifier=self.models.classifier, detector=self.models.detector, store=self.store)
         self.inference = Inference(engines, InferSettings.from_config(r))
-        self.pipeline = Pipeline(source, self.inference, stats=self.stats, hub=self.hub, events=self.events,
-                                 pace_to_consumer=pace_to_consumer, status_fn=self.status,
-                                 frame_size=(cam.width, cam.height), max_publish_fps=cam.fps)
-        self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder, self.store,
-                                           self.events)
+        self.pipeline = Pipeline(source, self.inference,
+                                 PipelineSettings.from_config(config, pace_to_consumer=pace_to_consumer),
+                                 stats=self.stats, hub=self.hub, events=self.events)
+        self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder)
+        self.classes = Classes(self.store, self.events, self.teacher, config.controls.slot_labels)
         if self.demo is not None:
             self.teacher.on_busy.append(lambda slot, busy: self.demo.hold(busy))
         if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
@@ -198,6 +209,8 @@ class System:
         self.source.open()
         self.pipeline.start()
         self.started_at = time.monotonic()
+        self._ticker = threading.Thread(target=self._status_loop, name="status-ticker", daemon=True)
+        self._ticker.start()
         if self.config.controls.enabled if controls is None else controls:
             self._start_controls()
         if self.config.web.enabled if web is None else web:
@@ -220,20 +233,19 @@ class System:
                     "dropped_events": 0}
         return self.mqtt.status()
 
+    def _status_loop(self) -> None:
+        while not self._ticker_stop.wait(STATUS_EVERY_S):
+            try:
+                self.events.publish("status", self.status())
+            except Exception:
+                log.exception("status snapshot failed")
+
     def _start_controls(self) -> None:
-        try:
-            from appliance.controls import Controls  # gpiozero is imported only when buttons are wanted
-        except ModuleNotFoundError as exc:
-            log.warning("buttons and LEDs not available (%s)", exc)
-            return
-        self.controls = Controls(self.config.controls, on_teach=self._teach_slot,
-                                 on_clear=self.teacher.clear_slot)
+        """Buttons teach and clear through the classes service; a press during a burst is ignored."""
+        self.controls = Controls(self.config.controls, on_teach=self.classes.teach_slot,
+                                 on_clear=self.classes.clear_slot)
         self.teacher.on_busy.append(self._recording_led)
         self.pipeline.on_result.append(self._recognised_led)
-
-    def _teach_slot(self, slot: int) -> None:
-        """A button press (Controls runs it in its own thread): ConflictError tells it a burst is running."""
-        self.teacher.teach(label=self.teacher.slot_label(slot), slot=slot)
 
     def _recording_led(self, slot: int | None, busy: bool) -> None:
         if self.controls is not None and slot is not None:
@@ -248,15 +260,9 @@ class System:
         rec = None if result is None else result.recognition
         if rec is None or rec.class_id is None:
             return None
-        return self.teacher.slot_of(rec.label)
+        return self.classes.slot_of(rec.label)
 
     def _start_web(self) -> None:
-        try:
-            from appliance.web.app import create_app
-            from appliance.web.server import serve
-        except ModuleNotFoundError as exc:  # an install without the web part
-            log.warning("web page not available (%s)", exc)
-            return
         w = self.config.web
         try:
             self.web_server = serve(create_app(self), w.host, w.port, w.threads)
@@ -270,6 +276,7 @@ class System:
         if self._stopped:
             return
         self._stopped = True
+        self._ticker_stop.set()
         if self.mqtt is not None:  # first: `offline` goes out while the rest still runs
             try:
                 self.mqtt.stop()
@@ -287,6 +294,8 @@ class System:
         self.source.close()
         self.models.close()
         self.hub.close()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1.0)
         self.events.close()
         with self.teacher.paused(timeout=1.0):  # let a burst's one transaction finish or fail
             self.store.close()
@@ -309,6 +318,7 @@ class System:
 
     def status(self) -> dict:
         snap = self.stats.snapshot()
+        health = self.source.health()
         try:  # the recognizer's view when it has one: the status (once a second, from the encode
             # thread) must not wait for the store while a teach commits or the head builder reads it
             classes = self.recognizer.class_count
@@ -319,8 +329,8 @@ class System:
         snap.update({
             "classes": classes,
             "teaching": self.teacher.busy,
-            "source_failures": int(getattr(self.source, "failures", 0)),
-            "source_error": getattr(self.source, "last_error", None),
+            "source_failures": health.failures,
+            "source_error": health.last_error,
             "inference_errors": self.pipeline.inference_errors,
             "events_dropped": self.events.dropped,
             "models": {m.kind: m.path.name for m in self.models.all()},

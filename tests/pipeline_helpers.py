@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.camera.base import Source
 from appliance.errors import SourceError
 from appliance.vision.images import read_image
 
 
-class PhotoSource:
+class PhotoSource(Source):
     """Cycles through real photos, paced to `fps` (0 = as fast as asked); fault knobs for tests."""
 
     realtime = True

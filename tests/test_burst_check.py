@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from appliance.camera.demo import DemoSource
+from appliance.classes import Classes, class_dict
 from appliance.errors import ConflictError
 from appliance.learning.burst_check import LINK_SIMILARITY, check_burst, groups_of
 from appliance.learning.store import ClassStore
 from appliance.pipeline.infer import Engines, Inference, InferSettings
 from appliance.pipeline.worker import Pipeline
-from appliance.teacher import Teacher, class_dict
+from appliance.teacher import Teacher
 from appliance.vision.embed import Embedder
 from appliance.vision.model import load_model
 
@@ -80,20 +81,19 @@ def test_empty_and_single_frame_bursts():
 def _rig(tmp_path, embedder, source, frames=10, seconds=1.0):
     pipe = Pipeline(source, Inference(Engines(embedder=embedder), InferSettings()))
     store = ClassStore(tmp_path / "classes.sqlite", EMBEDDER)
-    teacher = Teacher(pipe, embedder, store, pipe.events, frames_per_burst=frames, seconds=seconds,
-                      thumbnails_per_class=2)
-    return pipe, store, teacher
+    teacher = Teacher(pipe, embedder, frames_per_burst=frames, seconds=seconds, thumbnails_per_class=2)
+    return pipe, store, Classes(store, pipe.events, teacher)
 
 
 def test_teacher_with_the_demo_held_still_learns_one_photo(tmp_path, embedder):
     source = DemoSource(width=320, height=240, fps=20.0, seconds_per_scene=0.4)
-    pipe, store, teacher = _rig(tmp_path, embedder, source)
-    teacher.on_busy.append(lambda slot, busy: source.hold(busy))  # as System wires it
+    pipe, store, classes = _rig(tmp_path, embedder, source)
+    classes.teacher.on_busy.append(lambda slot, busy: source.hold(busy))  # as System wires it
     held: list[bool] = []
-    teacher.on_busy.append(lambda slot, busy: held.append(source.scene()["held"]))
+    classes.teacher.on_busy.append(lambda slot, busy: held.append(source.scene()["held"]))
     pipe.start()
     try:
-        info = teacher.teach(label="photo")  # 1 s: without the hold, two or three photo changes
+        info = classes.teach("photo")  # 1 s: without the hold, two or three photo changes
         assert info.samples == 10 and info.kept == 10 and info.warning is None
         assert class_dict(info)["burst"] == {"frames": 10, "kept": 10, "warning": None}
         assert held == [True, False]  # held while the burst recorded, released after
@@ -105,12 +105,12 @@ def test_teacher_with_the_demo_held_still_learns_one_photo(tmp_path, embedder):
 def test_teacher_says_when_the_view_changed_during_the_burst(tmp_path, embedder):
     """The demo not holding stands for a camera whose view changes: every outcome says so."""
     source = DemoSource(width=320, height=240, fps=20.0, seconds_per_scene=0.7, holds=False)
-    pipe, store, teacher = _rig(tmp_path, embedder, source)
+    pipe, store, classes = _rig(tmp_path, embedder, source)
     sub = pipe.events.subscribe(maxsize=1000)
     pipe.start()
     try:
         try:
-            info = teacher.teach(label="moving")  # 1 s burst over 0.7 s photos: spans a change
+            info = classes.teach("moving")  # 1 s burst over 0.7 s photos: spans a change
         except ConflictError as exc:
             assert "the view changed during teaching" in exc.problem and "hold one thing still" in exc.fix
             assert store.list_classes() == []  # nothing learned

@@ -10,15 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
+from appliance.camera.base import Source, SourceHealth, no_signal_frame
 from appliance.camera.folder import FolderSource
 from appliance.camera.opencv_source import VideoFileSource
-from appliance.camera.reconnect import ReconnectingSource, no_signal_frame
+from appliance.camera.reconnect import ReconnectingSource
 from appliance.errors import SourceError
 
 W, H = 160, 120
 
 
-class FaultySource:
+class FaultySource(Source):
     """A real folder slideshow with fault switches, like a camera that misbehaves on demand."""
 
     realtime = True
@@ -102,11 +103,15 @@ def test_source_that_raises_is_reopened(photo_folder: Path) -> None:
     assert cam.connected and is_photo(cam.read())
     faulty.raise_on_read = True
     assert is_no_signal(cam.read()) and not cam.connected and cam.failures == 1
+    health = cam.health()  # what the pipeline and the status read
+    assert not health.connected and health.failures == 1 and "vanished" in health.last_error
+    assert faulty.health() == SourceHealth()  # a bare source: connected while it answers
     frames = read_until(cam, lambda f: faulty.opens >= 3)   # keeps retrying, keeps serving frames
     assert all(is_no_signal(f) for f in frames) and cam.reconnects >= 2
     faulty.raise_on_read = False
     read_until(cam, is_photo)
     assert cam.connected and cam.last_error is None  # the status no longer shows the old fault
+    assert cam.health() == SourceHealth(True, cam.reconnects, cam.failures, None)
     assert cam.last_fault and "vanished" in cam.last_fault
 
 

@@ -12,7 +12,6 @@ from mqtt_helpers import USER, Broker, Watcher, make_ca
 from system_helpers import CameraFolder
 from web_helpers import wait_for, web_config
 
-from appliance import class_actions
 from appliance.config import MqttConfig
 from appliance.mqtt.connection import Connection
 from appliance.mqtt.doctor_check import check_mqtt
@@ -120,10 +119,10 @@ def test_broker_stopped_and_restarted_mid_run(own_broker, tmp_path, images_dir):
         assert "lost" in status["error"] or "refused" in status["error"]
         # teaching goes on without the broker: 2 bursts = 4 teach events (+ recognition events) into a
         # buffer of 3: the oldest are dropped and counted
-        class_actions.teach(system, "cat")
+        system.classes.teach("cat")
         camera.show(images_dir / "imprinting" / "dog_train_0.bmp")
         wait_for(lambda: camera.showing(images_dir / "imprinting" / "dog_train_0.bmp"))
-        class_actions.teach(system, "dog")
+        system.classes.teach("dog")
         wait_for(lambda: system.status()["mqtt"]["dropped_events"] >= 1)
         inferences = system.status()["inferences"]
         wait_for(lambda: system.status()["inferences"] > inferences + 3)  # the appliance runs on

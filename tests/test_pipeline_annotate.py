@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from appliance.pipeline.annotate import annotate, encode_jpeg, no_signal_frame, object_caption
+from appliance.pipeline.annotate import annotate, encode_jpeg, object_caption
 from appliance.pipeline.result import Result
 from appliance.pipeline.smoothing import Vote
 from appliance.vision.classify import Class
@@ -33,8 +33,3 @@ def test_encode_jpeg_keeps_rgb_order():
     frame[..., 0] = 250  # pure red in RGB
     bgr = cv2.imdecode(np.frombuffer(encode_jpeg(frame), np.uint8), cv2.IMREAD_COLOR)
     assert bgr[32, 32, 2] > 200 and bgr[32, 32, 0] < 50
-
-
-def test_no_signal_frame_has_text():
-    img = no_signal_frame(320, 240)
-    assert img.shape == (240, 320, 3) and img.max() > 100

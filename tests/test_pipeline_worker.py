@@ -10,7 +10,7 @@ from pipeline_helpers import PhotoSource, rss_mb, wait_until
 from appliance.camera import ReconnectingSource
 from appliance.errors import DeviceError
 from appliance.pipeline.infer import Engines, Inference, InferSettings
-from appliance.pipeline.worker import Pipeline
+from appliance.pipeline.worker import Pipeline, PipelineSettings
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.labels import read_labels
@@ -57,7 +57,8 @@ def dark_frame_shown(hub, timeout: float = 3.0) -> bool:
 
 
 def classify_pipeline(source, classifier, **kw) -> Pipeline:
-    return Pipeline(source, Inference(Engines(classifier=classifier), InferSettings(mode="classify")), **kw)
+    return Pipeline(source, Inference(Engines(classifier=classifier), InferSettings(mode="classify")),
+                    PipelineSettings(**kw))
 
 
 def test_detect_mode_on_kite_photo_reaches_results_and_annotated_frame(detector, images_dir):

@@ -1,10 +1,10 @@
-"""Button slots and labels: the teacher and the buttons' LEDs use one rule (the store's label identity)."""
+"""Button slots and labels: the classes service and the LEDs use one rule (the store's label identity)."""
 
 import pytest
 
+from appliance.classes import Classes
 from appliance.errors import NotFoundError
 from appliance.slots import slot_label, slot_of
-from appliance.teacher import Teacher
 
 LABELS = ("Class 1", "Mug", "Straße")
 
@@ -22,7 +22,7 @@ def test_slot_of_matches_as_the_store_does():
     assert slot_of(LABELS, "cup") is None and slot_of(LABELS, None) is None
 
 
-def test_the_teacher_uses_the_same_rule():
-    teacher = Teacher(None, None, None, None, slot_labels=LABELS)
-    assert [teacher.slot_of(label) for label in ("class 1", "STRASSE", "cup")] == [1, 3, None]
-    assert teacher.slot_label(3) == "Straße"
+def test_the_classes_service_uses_the_same_rule():
+    classes = Classes(None, slot_labels=LABELS)
+    assert [classes.slot_of(label) for label in ("class 1", "STRASSE", "cup")] == [1, 3, None]
+    assert classes.slot_label(3) == "Straße"

@@ -28,10 +28,10 @@ def test_teach_recognise_persist_and_restart(tmp_path, models_dir, images_dir, c
         system.start()
         assert wait_until(lambda: system.latest_result() is not None, 20)
         sub = system.events.subscribe(maxsize=1000)
-        cat = system.teacher.teach(label="cat")
+        cat = system.classes.teach("cat")
         camera.show(imp / "dog_train_0.bmp")
         assert wait_until(lambda: camera.showing(imp / "dog_train_0.bmp"), 10)
-        dog = system.teacher.teach(label="dog")
+        dog = system.classes.teach("dog")
         assert wait_until(lambda: system.latest_result().recognition.label == "dog", 10)
         camera.show(imp / "cat_test_0.bmp")  # a different photo of the cat
         assert wait_until(lambda: system.latest_result().recognition.label == "cat", 10)
@@ -62,7 +62,7 @@ def test_stop_during_a_burst_commits_nothing_and_is_quick(tmp_path, models_dir, 
 
     def burst():
         try:
-            system.teacher.teach(label="half")
+            system.classes.teach("half")
         except Exception as exc:
             errors.append(exc)
 
@@ -70,7 +70,7 @@ def test_stop_during_a_burst_commits_nothing_and_is_quick(tmp_path, models_dir, 
     t.start()
     assert wait_until(lambda: system.teacher.busy, 2)
     with pytest.raises(ConflictError):
-        system.teacher.teach(label="other")
+        system.classes.teach("other")
     t0 = time.monotonic()
     system.stop()
     took = time.monotonic() - t0
@@ -90,7 +90,7 @@ def test_detect_mode_system_matches_boxes_against_taught_classes(tmp_path, model
         result = system.latest_result()
         assert {"person", "kite"} <= {o.label for o in result.objects}
         assert result.matches == [None] * len(result.objects)  # nothing taught: base labels only
-        system.teacher.teach(label="Bob")  # taught from the best box's crop, as boxes are matched
+        system.classes.teach("Bob")  # taught from the best box's crop, as boxes are matched
         assert wait_until(lambda: any(m is not None and m.label == "Bob"
                                       for m in system.latest_result().matches), 10)
         assert system.status()["models"]["detector"].startswith("ssd_mobilenet")

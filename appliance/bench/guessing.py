@@ -131,7 +131,7 @@ def run_bench(seconds: float, guessers: int, source: str, device: str) -> GuessB
             deadline = time.monotonic() + 60
             while system.stats.inferences == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            system.teacher.teach(label="bench")
+            system.classes.teach("bench")
             time.sleep(3.0)
             idle = _phase(system, seconds)
             throttled = _phase(system, seconds, server.port, guessers)

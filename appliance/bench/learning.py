@@ -132,7 +132,7 @@ def run_teaching(classes: int, viewers: int, source: str, device: str, *, frames
         child = None
         try:
             _wait(lambda: system.stats.inferences > 0, 60)
-            system.teacher.teach(label="class 0")  # every frame is embedded and recognised from now on
+            system.classes.teach("class 0")  # every frame is embedded and recognised from now on
             _wait(lambda: _served(system.recognizer, system.store.version), 30)
             receive, send = mp.Pipe(duplex=False)
             if viewers:
@@ -149,7 +149,7 @@ def run_teaching(classes: int, viewers: int, source: str, device: str, *, frames
             with GapSampler(system.stats) as sampler:
                 n0, t0 = system.stats.inferences, time.monotonic()
                 for i in range(1, classes + 1):
-                    system.teacher.teach(label=f"class {i}")
+                    system.classes.teach(f"class {i}")
                     version = system.store.version
                     waited = _wait(lambda v=version: _served(system.recognizer, v), 30, 0.001)
                     latencies.append(round(1e3 * (waited if waited is not None else 30.0), 1))
@@ -218,7 +218,7 @@ def run_startup(classes: int, samples: int, source: str, device: str, fit_wait_s
             dim = centres.shape[1]
             new = rng.random(dim).astype(np.float32) + 0.05 * rng.random((samples, dim)).astype(np.float32)
             c0 = time.monotonic()
-            system.store.teach("new class", new)
+            system.classes.teach_samples("new class", new)
             commit = time.monotonic() - c0
             latency = _wait(lambda: system.recognizer.recognize(new[0]).label == "new class", 60, 0.001)
         finally:

@@ -131,7 +131,7 @@ def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device:
             deadline = time.monotonic() + 60
             while system.stats.snapshot()["inferences"] == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)
-            system.teacher.teach(label="bench")  # from now on every frame is embedded and recognised
+            system.classes.teach("bench")  # from now on every frame is embedded and recognised
             time.sleep(settle_s)  # the recognizer rebuilds its head, the interpreter warms up
             idle = _measure(system, seconds)
             receive, send = mp.Pipe(duplex=False)

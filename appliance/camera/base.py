@@ -2,27 +2,60 @@
 
 A frame is an RGB uint8 (H, W, 3) array. OpenCV and picamera2's "RGB888" are BGR in memory: each source
 converts at its edge, so nothing downstream ever has to guess the channel order.
+
+Sources subclass Source: a plain source raises SourceError when its camera is gone and so is always
+`connected` while it answers; ReconnectingSource overrides health() with what it has been through.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 
+class SourceHealth(NamedTuple):
+    """What the pipeline and the status report about a camera."""
+
+    connected: bool = True           # False: the picture is "no signal" while it reconnects
+    reconnects: int = 0              # successful reopenings after a fault
+    failures: int = 0                # faults: a read raised, a stall, an open attempt failed
+    last_error: str | None = None    # the fault now (None while connected)
+
+
 @runtime_checkable
 class Source(Protocol):
-    name: str          # for logs and status, e.g. "folder:/path"
-    realtime: bool     # True when the device paces itself (cameras, streams)
+    name: str               # for logs and status, e.g. "folder:/path"
+    realtime: bool          # True when the device paces itself (cameras, streams)
+    ended: bool = False     # a non-looping file or folder reached its end (not a fault)
 
     def open(self) -> None: ...                    # SourceError with a fix
 
     def read(self) -> np.ndarray | None: ...       # RGB frame; None = nothing yet; SourceError = gone
 
     def close(self) -> None: ...
+
+    def health(self) -> SourceHealth:
+        return SourceHealth()
+
+
+def no_signal_frame(width: int, height: int, detail: str = "") -> np.ndarray:
+    """A dark frame with NO SIGNAL in the middle and an optional smaller line (the source) below it."""
+    img = np.full((height, width, 3), 20, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.5, width / 400)
+    thickness = max(1, round(scale * 2))
+    (tw, th), _ = cv2.getTextSize("NO SIGNAL", font, scale, thickness)
+    cv2.putText(img, "NO SIGNAL", ((width - tw) // 2, (height + th) // 2), font, scale, (220, 220, 220),
+                thickness, cv2.LINE_AA)
+    if detail:
+        small = scale * 0.4
+        (dw, dh), _ = cv2.getTextSize(detail, font, small, 1)
+        cv2.putText(img, detail, (max(4, (width - dw) // 2), (height + th) // 2 + 2 * dh + 8), font, small,
+                    (150, 150, 150), 1, cv2.LINE_AA)
+    return img
 
 
 def bgr_to_rgb(bgr: np.ndarray) -> np.ndarray:

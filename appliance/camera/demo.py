@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from appliance.assets import demo_photos
-from appliance.camera.base import Pacer, cover
+from appliance.camera.base import Pacer, Source, cover
 from appliance.camera.folder import list_images
 from appliance.errors import ImageError
 from appliance.vision.images import read_image
@@ -45,7 +45,7 @@ SCENES = (
 PAN = 1.2  # photos are prepared this much larger than the frame, to pan across
 
 
-class DemoSource:
+class DemoSource(Source):
     """Photos with a slow pan (the package's own, or images_dir's), or moving coloured shapes."""
 
     realtime = False

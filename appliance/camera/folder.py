@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from appliance.camera.base import Pacer
+from appliance.camera.base import Pacer, Source
 from appliance.errors import ImageError, SourceError
 from appliance.vision.images import read_image
 
@@ -29,7 +29,7 @@ def list_images(folder: Path) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
 
 
-class FolderSource:
+class FolderSource(Source):
     """Slideshow of the images in a folder; a single image file works too (shown forever)."""
 
     realtime = False

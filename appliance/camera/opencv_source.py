@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.camera.base import Pacer, bgr_to_rgb
+from appliance.camera.base import Pacer, Source, bgr_to_rgb
 from appliance.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def _release(cap: cv2.VideoCapture | None) -> None:
             log.debug("VideoCapture.release failed: %s", exc)
 
 
-class DeviceSource:
+class DeviceSource(Source):
     """A local camera through OpenCV (V4L2 on Linux); asks for width x height at fps."""
 
     realtime = True
@@ -74,7 +74,7 @@ class DeviceSource:
         self._cap = None
 
 
-class StreamSource:
+class StreamSource(Source):
     """An RTSP / HTTP(S) video stream through OpenCV's FFmpeg backend.
 
     A live camera paces itself. A video *file* served over HTTP does not: FFmpeg would read it as fast as
@@ -126,7 +126,7 @@ class StreamSource:
         self._cap = None
 
 
-class VideoFileSource:
+class VideoFileSource(Source):
     """A video file, paced to fps when throttle=True; with loop it starts again at the end.
 
     Looping reopens the file by its path, so a file replaced on disk is picked up and a deleted one is

@@ -15,6 +15,7 @@ import logging
 import cv2
 import numpy as np
 
+from appliance.camera.base import Source
 from appliance.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def i420_to_rgb(yuv: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(yuv), cv2.COLOR_YUV2RGB_I420)
 
 
-class PicameraSource:
+class PicameraSource(Source):
     realtime = True
     name = "picamera"
 

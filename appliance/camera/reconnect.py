@@ -14,32 +14,14 @@ import logging
 import threading
 import time
 
-import cv2
 import numpy as np
 
-from appliance.camera.base import Source
+from appliance.camera.base import Source, SourceHealth, no_signal_frame
 
 log = logging.getLogger(__name__)
 
 
-def no_signal_frame(width: int, height: int, detail: str = "") -> np.ndarray:
-    """A dark frame with NO SIGNAL in the middle and an optional smaller line below it."""
-    img = np.full((height, width, 3), 20, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = max(0.5, width / 400)
-    thickness = max(1, round(scale * 2))
-    (tw, th), _ = cv2.getTextSize("NO SIGNAL", font, scale, thickness)
-    cv2.putText(img, "NO SIGNAL", ((width - tw) // 2, (height + th) // 2), font, scale, (220, 220, 220),
-                thickness, cv2.LINE_AA)
-    if detail:
-        small = scale * 0.4
-        (dw, dh), _ = cv2.getTextSize(detail, font, small, 1)
-        cv2.putText(img, detail, (max(4, (width - dw) // 2), (height + th) // 2 + 2 * dh + 8), font, small,
-                    (150, 150, 150), 1, cv2.LINE_AA)
-    return img
-
-
-class ReconnectingSource:
+class ReconnectingSource(Source):
     """Wraps a Source: reopen with backoff on faults, a NO SIGNAL frame meanwhile, counters for status."""
 
     def __init__(self, source: Source, *, width: int = 640, height: int = 480, stall_seconds: float = 5.0,
@@ -67,7 +49,10 @@ class ReconnectingSource:
     @property
     def ended(self) -> bool:
         """A non-looping file or folder reached its end (that is not a fault: no reconnect)."""
-        return bool(getattr(self.source, "ended", False))
+        return self.source.ended
+
+    def health(self) -> SourceHealth:
+        return SourceHealth(self.connected, self.reconnects, self.failures, self.last_error)
 
     def open(self) -> None:
         """Open the source; a failure is logged and retried by read(), never raised."""

@@ -134,16 +134,18 @@ def _publish(args) -> int:
 
 
 def run(args) -> int:
+    from appliance.classes import Classes
+
     action = args.action or "list"
     if action == "publish":
         return _publish(args)
     with _open(args.store, args.file if action == "import" else None) as store:
+        classes = Classes(store)  # the same rules as the running appliance's; nobody listens here
         if action == "rename":
-            renamed = store.rename(_find(store, args.old).id, args.new)
+            renamed = classes.rename(_find(store, args.old).id, args.new)
             message = f"renamed {args.old!r} to {renamed.label!r}"
         elif action == "delete":
-            info = _find(store, args.label)
-            store.delete(info.id)
+            info = classes.delete(_find(store, args.label).id)
             message = f"deleted {info.label!r} ({info.samples} samples)"
         elif action == "export" and getattr(args, "tflite", None) is not None:
             message = export_tflite(args, store)
@@ -155,19 +157,19 @@ def run(args) -> int:
             store.export(args.file)
             message = f"exported {len(store.list_classes())} class(es) to {args.file}"
         elif action == "import":
-            message = f"imported {len(store.import_(args.file))} class(es) from {args.file}"
+            message = f"imported {len(classes.import_(args.file))} class(es) from {args.file}"
         else:
             message = None
-        classes = store.list_classes()
+        now = store.list_classes()
     if args.json:
-        json.dump(_rows(classes), sys.stdout)  # every action prints the class list as it now is
+        json.dump(_rows(now), sys.stdout)  # every action prints the class list as it now is
         print()
         return 0
     if message:
         print(message)
     if action in ("list", "import"):
-        if not classes:
+        if not now:
             print("no classes taught yet")
-        for c in classes:
+        for c in now:
             print(f"{c.id:4d}  {c.label}  ({c.samples} samples)")
     return 0

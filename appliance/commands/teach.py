@@ -32,6 +32,7 @@ def open_store(session, store_path: Path, embedding_model: str):
 
 
 def run(args) -> int:
+    from appliance.classes import Classes
     from appliance.commands.classify import Session, library_errors
     from appliance.learning.model_identity import model_identity
     from appliance.teacher import pick_evenly, thumbnail
@@ -49,7 +50,7 @@ def run(args) -> int:
             embeddings = [embedder.embed(rgb) for rgb in images]
             thumbs = [thumbnail(rgb) for rgb in pick_evenly(images, store.max_thumbnails)]
         before = store.find(label)
-        info = store.teach(label, embeddings, thumbs)
+        info = Classes(store).teach_samples(label, embeddings, thumbs)
     if args.json:
         json.dump({"id": info.id, "label": info.label, "samples": info.samples,
                    "added": len(embeddings), "created": before is None}, sys.stdout)

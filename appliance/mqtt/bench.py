@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         print("mosquitto is not installed: sudo apt-get install mosquitto")
         return 2
 
-    from appliance import class_actions
     from appliance.config import Config, apply_overrides, demo_config
     from appliance.system import System
 
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not system.status()["mqtt"]["connected"] or system.latest_result() is None:
             time.sleep(0.1)
-        class_actions.teach(system, "first scene")  # the recognised class now changes with the scenes
+        system.classes.teach("first scene")  # the recognised class now changes with the scenes
         time.sleep(2.0)
         with lock:
             counts.clear()

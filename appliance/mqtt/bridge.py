@@ -1,7 +1,7 @@
 """MqttBridge: the appliance on a broker — wires the connection, publisher, discovery, commands and fleet.
 
 Started by System when `[mqtt] enabled`; it only reads the System (status, events, hub, store) and
-changes classes through appliance.class_actions, like the web API. Nothing here can stop the appliance:
+changes classes through appliance.classes, like the web API. Nothing here can stop the appliance:
 every broker problem becomes the `error` in status().
 """
 
@@ -13,7 +13,7 @@ import queue
 import threading
 from typing import Any
 
-from appliance import __version__, class_actions
+from appliance import __version__
 from appliance.errors import ApplianceError
 from appliance.mqtt import discovery, fleet
 from appliance.mqtt.commands import CommandRunner
@@ -56,7 +56,7 @@ class MqttBridge:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self._events = self.system.events.subscribe(maxsize=200)
-        self.commands = CommandRunner(self.system, self._reply)
+        self.commands = CommandRunner(self.system.classes, self._reply)
         for target, name in ((self._event_loop, "mqtt-events"), (self._fleet_loop, "mqtt-fleet")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -172,10 +172,8 @@ class MqttBridge:
             try:
                 if self.settings.fleet_password_file and password is None:
                     password = read_secret(self.settings.fleet_password_file, "fleet_password_file")
-                imported = fleet.apply_set(self.system, data, password=password)
+                fleet.apply_set(self.system, data, password=password)  # the import publishes `classes`
                 self.fleet_errors.pop(data["name"], None)
-                if imported:
-                    class_actions.classes_changed(self.system, "imported", imported[0].id)
             except ApplianceError as exc:
                 self.fleet_errors[data["name"]] = exc.problem
                 log.warning("mqtt: class set %r not imported: %s (fix: %s)", data["name"], exc.problem,

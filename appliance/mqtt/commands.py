@@ -1,6 +1,6 @@
 """JSON commands on `<prefix>/command`, answered on `<prefix>/command/reply`.
 
-The same rules, label checks and errors as the HTTP API (both go through appliance.class_actions).
+The same rules, label checks and errors as the HTTP API (both go through appliance.classes).
 The broker's ACLs are the authorisation: whoever may publish to the command topic may teach and delete.
 Commands run one at a time in their own thread (a teach burst takes about a second), never in the
 network thread; a full queue is answered "busy" rather than waited for.
@@ -14,11 +14,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from appliance import class_actions
+from appliance.classes import Classes, class_dict
 from appliance.errors import ApplianceError
-from appliance.teacher import class_dict
+from appliance.learning.store import ClassInfo
 
 log = logging.getLogger(__name__)
 
@@ -52,44 +51,43 @@ def parse(payload: bytes) -> dict:
     return data
 
 
-def _target(system: Any, data: dict, label_key: str = "label"):
+def _target(classes: Classes, data: dict, label_key: str = "label") -> ClassInfo:
     class_id = _int(data, "class_id")
     if class_id is not None:
-        return class_actions.find_class(system, class_id=class_id)
+        return classes.get(class_id)
     if label_key not in data:
         raise ApplianceError(f'the command has neither "class_id" nor "{label_key}"',
                              f"send e.g. {json.dumps({**data, 'class_id': 1})}")
-    return class_actions.find_class(system, label=data[label_key])
+    return classes.find(data[label_key])
 
 
-def execute(system: Any, data: dict):
+def execute(classes: Classes, data: dict) -> ClassInfo | None:
     """Run one parsed command; -> ClassInfo (or None: a slot that was never taught)."""
     action = data["action"]
     slot = _int(data, "slot")
     if action == "teach":
         if slot is not None:
-            return class_actions.teach_slot(system, slot)
+            return classes.teach_slot(slot)
         class_id = _int(data, "class_id")
         if class_id is not None:
-            return class_actions.add_samples(system, class_id)
+            return classes.add_samples(class_id)
         if "label" not in data:
             raise ApplianceError('a teach command needs "label", "class_id" or "slot"',
                                  f"send e.g. {EXAMPLE}")
-        return class_actions.teach(system, data["label"])
+        return classes.teach(data["label"])
     if action == "rename":
         if "label" not in data:
             raise ApplianceError('a rename command needs the new "label"',
                                  'send e.g. {"action": "rename", "class_id": 1, "label": "dog"}')
-        info = _target(system, data, "from")
-        return class_actions.rename(system, info.id, data["label"])
+        return classes.rename(_target(classes, data, "from").id, data["label"])
     if action == "delete":
-        return class_actions.delete(system, _target(system, data).id)
+        return classes.delete(_target(classes, data).id)
     if slot is None:  # clear
         raise ApplianceError('a clear command needs "slot"', 'send e.g. {"action": "clear", "slot": 1}')
-    return class_actions.clear_slot(system, slot)
+    return classes.clear_slot(slot)
 
 
-def reply_for(data: dict | None, info: Any = None, error: ApplianceError | None = None) -> dict:
+def reply_for(data: dict | None, info: ClassInfo | None = None, error: ApplianceError | None = None) -> dict:
     out: dict = {"id": (data or {}).get("id"), "action": (data or {}).get("action")}
     if error is not None:
         out.update(ok=False, error=error.problem, fix=error.fix)
@@ -110,8 +108,8 @@ def _id_only(payload: bytes) -> dict | None:
 class CommandRunner:
     """Takes raw command payloads from the network thread, runs them one by one, sends each reply."""
 
-    def __init__(self, system: Any, send_reply: Callable[[dict], None]) -> None:
-        self.system = system
+    def __init__(self, classes: Classes, send_reply: Callable[[dict], None]) -> None:
+        self.classes = classes
         self.send_reply = send_reply
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
@@ -137,7 +135,7 @@ class CommandRunner:
             data = _id_only(payload)
             try:
                 data = parse(payload)
-                reply = reply_for(data, execute(self.system, data))
+                reply = reply_for(data, execute(self.classes, data))
             except ApplianceError as exc:
                 reply = reply_for(data, error=exc)
             except Exception as exc:  # a bug must not end the command thread

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ApplianceError, StoreError
-from appliance.learning.labels import label_key
 from appliance.learning.model_identity import base_name, same_model
 
 log = logging.getLogger(__name__)
@@ -143,13 +142,11 @@ def apply_set(system: Any, announcement: dict, *, password: str | None = None) -
             raise StoreError(f"class set {name!r} v{version} from {announcement['url']} has sha256 "
                              f"{got[:12]}..., not the announced {announcement['sha256'][:12]}...",
                              "the file changed after it was announced: publish the set again")
+        replacing: list[str] = []
         if old is not None:  # a newer version replaces what the older one brought; keep a backup first
             store.export(data_dir / FLEET_DIR / f"backup-before-{name}-v{version}.sqlite")
-            keys = {label_key(label) for label in old.get("labels", [])}
-            for info in store.list_classes():
-                if label_key(info.label) in keys:
-                    store.delete(info.id)
-        imported = store.import_(path)
+            replacing = old.get("labels", [])
+        imported = system.classes.import_(path, replacing=replacing)
     applied[name] = {"version": version, "sha256": announcement["sha256"],
                      "labels": [c.label for c in imported], "time": round(time.time(), 3)}
     _save_records(data_dir, "applied", applied)

@@ -125,8 +125,8 @@ class Publisher:
 
     def publish_classes(self, classes: list | None = None) -> list:
         if classes is None:
-            from appliance.teacher import class_dict
+            from appliance.classes import class_dict
 
-            classes = [class_dict(c) for c in self.system.store.list_classes()]
+            classes = [class_dict(c) for c in self.system.classes.list()]
         self.conn.publish(self.topics.classes, _json({"classes": classes}), qos=1, retain=True)
         return classes

@@ -69,11 +69,3 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
-
-
-def no_signal_frame(width: int = 640, height: int = 480, text: str = "no signal") -> np.ndarray:
-    """A dark frame saying the camera is gone (used when a source has no frame of its own)."""
-    img = np.full((height, width, 3), 24, np.uint8)
-    (w, h), _ = cv2.getTextSize(text, FONT, 1.2, 2)
-    cv2.putText(img, text, ((width - w) // 2, (height + h) // 2), FONT, 1.2, (200, 200, 200), 2, cv2.LINE_AA)
-    return img

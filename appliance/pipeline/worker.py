@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from appliance.pipeline.annotate import annotate, encode_jpeg, no_signal_frame
+from appliance.camera.base import Source, no_signal_frame
+from appliance.pipeline.annotate import annotate, encode_jpeg
 from appliance.pipeline.events import EventBus
 from appliance.pipeline.hub import FrameHub
 from appliance.pipeline.infer import Inference, Job
@@ -65,35 +66,49 @@ def recognition_event(result: Result) -> dict:
             "classes": data["classes"]}
 
 
+@dataclass(frozen=True)
+class PipelineSettings:
+    """How the pipeline runs; System builds it from the config, tests and benchmarks their own."""
+
+    frame_size: tuple[int, int] = (640, 480)  # of the "no signal" picture: the camera's (width, height)
+    max_publish_fps: float | None = None      # encode at most this often (None: every result)
+    pace_to_consumer: bool = False            # read a file / folder / demo source only when the last
+    jpeg_quality: int = 80                    # frame was taken (benchmarks)
+    no_signal_after_s: float = 2.0            # camera silent this long: viewers see "no signal"
+    opencv_threads: int | None = 1            # OpenCV's pool size for the whole process (None: its own)
+
+    @classmethod
+    def from_config(cls, config, *, pace_to_consumer: bool = False) -> PipelineSettings:
+        cam = config.camera
+        return cls(frame_size=(cam.width, cam.height), max_publish_fps=cam.fps,
+                   pace_to_consumer=pace_to_consumer)
+
+
 class Pipeline:
-    def __init__(self, source, inference: Inference, *, stats: Stats | None = None,
-                 hub: FrameHub | None = None, events: EventBus | None = None,
-                 pace_to_consumer: bool = False, jpeg_quality: int = 80, no_signal_after_s: float = 2.0,
-                 status_every_s: float = 1.0, status_fn: Callable[[], dict] | None = None,
-                 frame_size: tuple[int, int] = (640, 480), max_publish_fps: float | None = None,
-                 opencv_threads: int | None = 1) -> None:
+    def __init__(self, source: Source, inference: Inference, settings: PipelineSettings | None = None, *,
+                 stats: Stats | None = None, hub: FrameHub | None = None,
+                 events: EventBus | None = None) -> None:
+        s = settings or PipelineSettings()
         self.source = source
         self.inference = inference
-        self.stats = stats or Stats(mode=inference.mode, source=getattr(source, "name", ""))
+        self.stats = stats or Stats(mode=inference.mode, source=source.name)
         self.hub = hub or FrameHub()
         self.events = events or EventBus()
         self.on_result: list[Callable[[Result], None]] = []
         # a non-realtime source (file, folder, demo) read only when the last frame was taken: it runs
         # exactly one frame ahead of inference instead of decoding frames that would be dropped
-        self.pace_to_consumer = pace_to_consumer and not getattr(source, "realtime", True)
-        self.jpeg_quality = jpeg_quality
+        self.pace_to_consumer = s.pace_to_consumer and not source.realtime
+        self.jpeg_quality = s.jpeg_quality
         # one encode per DISPLAYED frame: when inference outruns the display rate (a fast model on a
         # file source), results in between are not encoded, leaving the CPU to invoke
-        self.min_publish_interval = 1.0 / max_publish_fps if max_publish_fps else 0.0
-        self.no_signal_after_s = no_signal_after_s
+        self.min_publish_interval = 1.0 / s.max_publish_fps if s.max_publish_fps else 0.0
+        self.no_signal_after_s = s.no_signal_after_s
         # OpenCV's own thread pool (resize, colour conversion, JPEG) would fight the interpreter's
         # threads for the same cores on every frame: the pipeline's OpenCV work runs on its own thread
         # (process-wide setting, applied at start; None leaves OpenCV's default)
-        self.opencv_threads = opencv_threads
-        self.status_every_s = status_every_s
-        self.status_fn = status_fn or self.stats.snapshot
-        self._no_signal_rgb = no_signal_frame(*frame_size)
-        self._no_signal_jpeg = encode_jpeg(self._no_signal_rgb, jpeg_quality)
+        self.opencv_threads = s.opencv_threads
+        self._no_signal_rgb = no_signal_frame(*s.frame_size, source.name)
+        self._no_signal_jpeg = encode_jpeg(self._no_signal_rgb, s.jpeg_quality)
         self._started_at = time.monotonic()
         self._frames: LatestSlot[Frame] = LatestSlot()
         self._to_encode: LatestSlot[tuple[Frame, Result | None]] = LatestSlot()
@@ -194,13 +209,15 @@ class Pipeline:
             self._show_no_signal()
             self._stop.wait(READ_ERROR_BACKOFF_S)
             return None, False
-        connected = bool(getattr(self.source, "connected", True))
-        self._set_connection(connected)
-        return rgb, connected
+        health = self.source.health()
+        self._set_connection(health.connected, health.reconnects)
+        return rgb, health.connected
 
-    def _set_connection(self, connected: bool) -> None:
+    def _set_connection(self, connected: bool, reconnects: int | None = None) -> None:
         """Tell the stats when the connection state or reconnect count changed (not on every frame)."""
-        state = (connected, int(getattr(self.source, "reconnects", 0)))
+        if reconnects is None:
+            reconnects = self._connection[1] if self._connection is not None else 0
+        state = (connected, reconnects)
         if state != self._connection:
             self._connection = state
             self.stats.set_connection(*state)
@@ -356,7 +373,6 @@ class Pipeline:
     def _encode_loop(self) -> None:
         last_shown = time.monotonic()
         next_due = 0.0  # the display-rate schedule (no drift: due times advance by the interval)
-        last_status = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
             if now < next_due:
@@ -366,12 +382,6 @@ class Pipeline:
                 self._stop.wait(min(next_due - now, WAIT_S))
             item = self._to_encode.take(WAIT_S)
             now = time.monotonic()
-            if now - last_status >= self.status_every_s:
-                last_status = now
-                try:
-                    self.events.publish("status", self.status_fn())
-                except Exception:
-                    log.exception("status snapshot failed")
             if item is None:
                 # capture stalled (stuck in a driver, or only empty reads): tell the viewers, but do not
                 # tick the stats: a capture thread that stays stuck is what the watchdog is for

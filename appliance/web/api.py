@@ -11,10 +11,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import class_actions
+from appliance.classes import class_dict as class_json
 from appliance.errors import ApplianceError, NotFoundError
 from appliance.learning.labels import validate_label
-from appliance.teacher import class_dict as class_json
 from appliance.web.state import web_state
 from appliance.web.status import status_payload
 
@@ -82,49 +81,45 @@ def retry_accelerator():
 
 @bp.get("/api/classes")
 def list_classes():
-    return jsonify([class_json(c) for c in web_state().system.store.list_classes()])
+    return jsonify([class_json(c) for c in web_state().system.classes.list()])
 
 
 @bp.post("/api/classes")
 def teach_new_class():
-    info = class_actions.teach_new(web_state().system, label_from_body())
+    info = web_state().system.classes.teach_new(label_from_body())
     body = class_json(info)
     return jsonify(body), 201, {"Location": f"/api/classes/{body['id']}"}
 
 
 @bp.get("/api/classes/<int:class_id>")
 def get_class(class_id: int):
-    return jsonify(class_json(web_state().system.store.get(class_id)))
+    return jsonify(class_json(web_state().system.classes.get(class_id)))
 
 
 @bp.post("/api/classes/<int:class_id>/samples")
 def add_samples(class_id: int):
-    system = web_state().system
-    system.store.get(class_id)  # 404 before reading the body
+    classes = web_state().system.classes
+    classes.get(class_id)  # 404 before reading the body
     if request.get_data(cache=True).strip():
         json_object()  # a body is optional, but when sent it must be JSON
-    return jsonify(class_json(class_actions.add_samples(system, class_id)))
+    return jsonify(class_json(classes.add_samples(class_id)))
 
 
 @bp.patch("/api/classes/<int:class_id>")
 def rename_class(class_id: int):
     label = label_from_body()
-    return jsonify(class_json(class_actions.rename(web_state().system, class_id, label)))
+    return jsonify(class_json(web_state().system.classes.rename(class_id, label)))
 
 
 @bp.delete("/api/classes/<int:class_id>")
 def delete_class(class_id: int):
-    class_actions.delete(web_state().system, class_id)
+    web_state().system.classes.delete(class_id)
     return Response(status=204)
 
 
 @bp.get("/api/classes/<int:class_id>/thumbnail.jpg")
 def thumbnail(class_id: int):
-    store = web_state().system.store
-    store.get(class_id)
-    jpeg = store.thumbnail(class_id)
-    if jpeg is None:
-        raise NotFoundError(f"class {class_id} has no thumbnail yet", "teach it a few frames first")
+    jpeg = web_state().system.classes.thumbnail(class_id)
     return Response(jpeg, mimetype="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, jsonify, redirect, render_template, request, session
 from werkzeug.exceptions import HTTPException
@@ -28,6 +27,7 @@ from appliance.web.auth import (
     origin_allowed,
 )
 from appliance.web.hosts import HostCheck
+from appliance.web.interface import Appliance
 from appliance.web.server import LARGE_BODIES_KEY, shutdown_event
 from appliance.web.sessions import Sessions
 from appliance.web.state import STATE_KEY, WebState, web_state
@@ -52,16 +52,12 @@ class TooLargeError(ApplianceError):
     status = 413
 
 
-def _web_config(system: Any) -> Any:
-    return getattr(getattr(system, "config", None), "web", None)
-
-
-def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -> Flask:
+def create_app(system: Appliance, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -> Flask:
     """The Flask app over `system` (a started or not yet started appliance.system.System)."""
-    web = _web_config(system)
-    password_hash = getattr(web, "password_hash", "") or ""
-    max_bytes = int(getattr(web, "max_request_bytes", 65536))
-    data_dir = Path(getattr(system.config, "data_dir", "."))
+    web = system.config.web
+    password_hash = web.password_hash
+    max_bytes = web.max_request_bytes
+    data_dir = Path(system.config.data_dir)
 
     app = Flask(__name__)
     app.config.update(
@@ -83,7 +79,7 @@ def create_app(system: Any, *, heartbeat_s: float = 15.0, poll_s: float = 0.5) -
         password=password,
         heartbeat_s=heartbeat_s,
         poll_s=poll_s,
-        hosts=HostCheck(tuple(getattr(web, "allowed_hosts", ()) or ()), str(getattr(web, "host", "") or "")),
+        hosts=HostCheck(tuple(web.allowed_hosts), web.host),
         throttle=Throttle(),
         sessions=Sessions(data_dir, password.fingerprint, SESSION_LIFETIME.total_seconds()) if password
         else None,

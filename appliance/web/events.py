@@ -2,8 +2,9 @@
 
 Each client has its own bounded subscription (a slow client loses its oldest events, never slows
 anyone). A comment line is sent as a heartbeat so proxies keep the connection and a vanished client
-is noticed by the failing write. When the bus sends no status for a while, one is made here, so the
-page's figures keep moving even while the pipeline is stalled (that is when they matter).
+is noticed by the failing write. The `status` events come from the System's ticker (every second,
+even while the pipeline is stalled); here they only get the web's own figures added, and a new client
+gets one at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from appliance.web.status import status_payload, with_web_figures
 bp = Blueprint("events", __name__)
 
 QUEUE_SIZE = 100
-STATUS_FALLBACK_S = 2.5
 
 
 def sse(event: str, data: object) -> bytes:
@@ -34,7 +34,7 @@ def event_stream(state: WebState) -> Iterator[bytes]:
     bus = state.system.events
     with state.sse_clients, bus.subscribe(maxsize=QUEUE_SIZE) as sub:
         yield b"retry: 3000\n\n" + sse("status", status_payload(state))
-        last_beat = last_status = time.monotonic()
+        last_beat = time.monotonic()
         while not state.shutdown.is_set() and not sub.closed:
             item = sub.get(timeout=state.poll_s)
             now = time.monotonic()
@@ -42,12 +42,8 @@ def event_stream(state: WebState) -> Iterator[bytes]:
                 event, data = item
                 if event == "status":
                     data = with_web_figures(data, state)
-                    last_status = now
                 yield sse(event, data)
                 last_beat = now
-            elif now - last_status >= STATUS_FALLBACK_S:
-                yield sse("status", with_web_figures(state.system.status(), state))
-                last_status = last_beat = now
             elif now - last_beat >= state.heartbeat_s:
                 yield b": ping\n\n"
                 last_beat = now

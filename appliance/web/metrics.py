@@ -140,18 +140,13 @@ def _class_count(status: dict) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _stall_seconds(system: object) -> float:
-    config = getattr(system, "config", None)
-    return float(getattr(getattr(config, "service", None), "stall_seconds", 10.0))
-
-
 @bp.get("/healthz")
 def healthz():
     state = web_state()
     system = state.system
     if system.healthy():
         return jsonify({"ok": True})
-    reason = unhealthy_reason(system.status(), _stall_seconds(system))
+    reason = unhealthy_reason(system.status(), system.config.service.stall_seconds)
     fix = ("run `appliance doctor` (it probes the Edge TPU and names the fix) and see the appliance log "
            "(journalctl -u appliance)" if reason.startswith("the inference worker") else
            "check the camera and the appliance log (journalctl -u appliance)")

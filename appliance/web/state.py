@@ -5,12 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from appliance.errors import ApplianceError
 from appliance.web.auth import PasswordCheck
+from appliance.web.interface import Appliance
+
+if TYPE_CHECKING:
+    from appliance.web.hosts import HostCheck
+    from appliance.web.sessions import Sessions
+    from appliance.web.throttle import Throttle
 
 STATE_KEY = "appliance.web"
 
@@ -110,18 +116,18 @@ class PartCache:
 
 @dataclass
 class WebState:
-    system: Any
+    system: Appliance
     shutdown: threading.Event
     password: PasswordCheck | None
+    hosts: HostCheck
+    throttle: Throttle
+    sessions: Sessions | None      # None without a password
     heartbeat_s: float = 15.0
     poll_s: float = 0.5          # how often long-lived responses look at the shutdown flag
     viewers: Gauge = field(default_factory=Gauge)
     sse_clients: Gauge = field(default_factory=Gauge)
     parts: PartCache = field(default_factory=PartCache)
     live: Slots = field(default_factory=Slots)       # streams + event feeds open now
-    hosts: Any = None          # web.hosts.HostCheck
-    throttle: Any = None       # web.throttle.Throttle
-    sessions: Any = None       # web.sessions.Sessions (None without a password)
 
 
 def web_state() -> WebState:
@@ -134,6 +140,5 @@ def take_live_slot(state: WebState) -> Callable[[], None]:
 
     limit = current_app.extensions.get(LONG_LIVED_KEY)
     if limit is None:  # not served by WebServer (e.g. Flask's test client): the configured thread count
-        web = getattr(getattr(state.system, "config", None), "web", None)
-        limit = long_lived_limit(int(getattr(web, "threads", 48)))
+        limit = long_lived_limit(state.system.config.web.threads)
     return state.live.take(limit)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.web.state import WebState
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 
@@ -16,7 +19,7 @@ def cpu_temperature_c(path: Path = THERMAL_ZONE) -> float | None:
         return None
 
 
-def with_web_figures(status: dict, state: Any) -> dict:
+def with_web_figures(status: dict, state: WebState) -> dict:
     """`status` plus stream viewers, SSE clients and the CPU temperature (left out when unreadable)."""
     out = dict(status)
     out["viewers"] = state.viewers.value
@@ -29,7 +32,7 @@ def with_web_figures(status: dict, state: Any) -> dict:
     return out
 
 
-def status_payload(state: Any) -> dict:
+def status_payload(state: WebState) -> dict:
     """GET /api/status: the System's status, web figures and the latest result (None before the first)."""
     system = state.system
     out = with_web_figures(system.status(), state)

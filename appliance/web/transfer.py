@@ -12,9 +12,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
-from appliance import class_actions
+from appliance.classes import class_dict
 from appliance.errors import ApplianceError, NotFoundError
-from appliance.teacher import class_dict
 from appliance.web.state import web_state
 
 bp = Blueprint("transfer", __name__)
@@ -44,7 +43,7 @@ def export_classes():
         return _download(path, path.name)
     with tempfile.TemporaryDirectory(prefix="appliance-export-", dir=system.config.data_dir) as tmp:
         path = Path(tmp) / "classes-export.sqlite"
-        system.store.export(path)
+        system.classes.export(path)
         return _download(path, "classes-export.sqlite")
 
 
@@ -62,11 +61,9 @@ def import_classes():
             raise ApplianceError("the body is not a class-store export (not an SQLite file)",
                                  "send the file from GET /api/classes/export or `appliance classes export` "
                                  "as the body (Content-Type: application/octet-stream)")
-        imported = system.store.import_(path)
-    if imported:
-        class_actions.classes_changed(system, "imported", imported[0].id)
+        imported = system.classes.import_(path)
     return jsonify({"imported": [class_dict(c) for c in imported],
-                    "classes": [class_dict(c) for c in system.store.list_classes()]})
+                    "classes": [class_dict(c) for c in system.classes.list()]})
 
 
 @bp.post("/api/classes/publish")
@@ -77,7 +74,7 @@ def publish_set():
     name = json_object().get("name")
     if not isinstance(name, str):
         raise ApplianceError('the JSON body has no "name" text', 'send e.g. {"name": "shop"}')
-    if getattr(system, "mqtt", None) is None:
+    if system.mqtt is None:
         raise ApplianceError("MQTT is off, so a class set cannot be announced",
                              "set [mqtt] enabled = true (and the broker) in the config, then restart")
     return jsonify(system.mqtt.publish_set(name))
