@@ -20,6 +20,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.config import load_config
 from appliance.errors import ModelError
 from appliance.paths import MANIFEST_PATH, default_data_dir
 from appliance.vision import backends
@@ -250,10 +251,6 @@ def labels_for_model(model_path, *, kind: str | None = None, classes: int | None
 def default_models_dir(config=None) -> Path:
     """The configured models folder; without a config file, a per-user folder (dev and demo runs)."""
     if config is None:
-        try:
-            from appliance.config import load_config
-        except ImportError:  # pragma: no cover - config module not present
-            return default_data_dir() / "models"
         config = load_config(None)
     if config.path is None and not config.vision.models_dir:
         return default_data_dir() / "models"

@@ -1,1 +1,1 @@
-"""Benchmarks that print figures: `python -m appliance.bench.<name>` (vision, ...)."""
+"""Benchmarks that print figures: `python -m appliance.bench.<name>`; the pipeline's is `appliance bench`."""

@@ -2,7 +2,9 @@
 raw invoke speed of the same interpreter measured in the same run (before and after).
 
     appliance bench --model M --source SRC --seconds N [--mode classify|detect] [--json]
-    python -m appliance.bench.pipeline ...   (same flags)
+
+The flags and the model set-up are the command's (appliance.commands.bench): it calls run_bench here,
+and nothing here calls it back.
 
 pipeline_fps / invoke_fps says how much the pipeline around the model costs; with the capture and encode
 threads overlapping invoke it should stay close to 1.
@@ -258,24 +260,3 @@ def format_report(r: dict) -> str:
            f"{r['simulated_max_fps']:g} fps = {r['ratio_to_simulated_max']}"] if "simulated_max_fps" in r
           else []),
     ])
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    from appliance.commands.bench import add_arguments, run
-
-    parser = argparse.ArgumentParser(prog="python -m appliance.bench.pipeline",
-                                     description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ApplianceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

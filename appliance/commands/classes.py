@@ -64,7 +64,7 @@ def export_tflite(args, store) -> str:
     if not same_model(store.embedding_model, model_identity(path)):
         raise StoreError(f"{store.path} was taught with {base_name(store.embedding_model)}, not {path.name}",
                          "leave out --model, or give the embedding extractor the store was taught with")
-    head = args.head or (config.recognition.head if config is not None else "auto")
+    head = args.head or config.recognition.head
     done = write(store, path, args.tflite, head)
     report = check_file(done.model)
     return (f"exported {len(done.label_list)} class(es) to {done.model} and {done.labels} "

@@ -42,7 +42,7 @@ class Session:
     def __init__(self, args) -> None:
         self.args = args
         self.models_dir, self.models_from, self.config = load_settings(args)
-        self.vision = self.config.vision if self.config is not None else None
+        self.vision = self.config.vision
 
     def resolve(self, name: str) -> Path:
         from appliance.model_files import resolve_model
@@ -52,10 +52,10 @@ class Session:
     def load(self, name: str, kind: str | None = None):
         from appliance.vision.model import load_model
 
-        device = self.args.device or (self.vision.device if self.vision else "auto")
-        spec = self.args.edgetpu_device if self.args.edgetpu_device is not None else (
-            self.vision.edgetpu_device if self.vision else "")
-        threads = self.vision.num_threads if self.vision else 0
+        device = self.args.device or self.vision.device
+        spec = self.args.edgetpu_device
+        spec = self.vision.edgetpu_device if spec is None else spec
+        threads = self.vision.num_threads
         with library_errors(f"loading {name}"):
             return load_model(self.resolve(name), device=device, edgetpu_device=spec, num_threads=threads,
                               kind=kind)
@@ -101,7 +101,7 @@ def run(args) -> int:
     else:
         from appliance.vision.classify import Classifier
 
-        name = args.model or (session.vision.classifier if session.vision else "mobilenet_v2_1.0_224_quant")
+        name = args.model or session.vision.classifier
         model = session.load(name)
         classifier = Classifier(model, session.labels(model))
         images = session.images()
@@ -116,7 +116,7 @@ def run(args) -> int:
 
 
 def classify_with_store(session: Session) -> list[dict]:
-    from appliance.config import RecognitionConfig
+    from appliance.learning.model_identity import model_identity
     from appliance.learning.recognizer import Recognizer
     from appliance.learning.store import ClassStore
     from appliance.vision.embed import Embedder
@@ -125,11 +125,9 @@ def classify_with_store(session: Session) -> list[dict]:
     if not args.store.is_file():
         raise StoreError(f"class store {args.store} does not exist",
                          f"teach classes first: appliance teach --store {args.store} LABEL IMAGE...")
-    name = args.model or (session.vision.embedder if session.vision
-                          else "mobilenet_v1_1.0_224_quant_embedding_extractor")
-    embedder = Embedder(session.load(name))
-    store = ClassStore(args.store, embedding_model=store_identity(embedder.model.path))
-    recognition = session.config.recognition if session.config is not None else RecognitionConfig()
+    embedder = Embedder(session.load(args.model or session.vision.embedder))
+    store = ClassStore(args.store, embedding_model=model_identity(embedder.model.path))
+    recognition = session.config.recognition
     recognizer = Recognizer(store, head=recognition.head, unknown_threshold=recognition.unknown_threshold,
                             min_similarity=recognition.min_similarity)
     images = session.images()
@@ -141,15 +139,6 @@ def classify_with_store(session: Session) -> list[dict]:
             results.append({"image": path, "classes": [
                 {"id": found.class_id, "label": label, "score": round(float(found.score), 6)}]})
     return results
-
-
-def store_identity(model_path: Path) -> str:
-    """The embedding model's identity as the class store records it."""
-    try:
-        from appliance.learning.model_identity import model_identity
-    except ImportError:  # pragma: no cover - learning part not present
-        return Path(model_path).name
-    return model_identity(model_path)
 
 
 def print_results(results: list[dict], as_json: bool) -> None:

@@ -5,8 +5,6 @@ import sys
 
 from appliance.commands.classify import Session, add_model_flags, library_errors
 
-DEFAULT_DETECTOR = "ssd_mobilenet_v1_coco_quant_2018_06_29_detect"
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("detect", help="detect objects in photos (COCO SSD by default)",
@@ -22,10 +20,8 @@ def run(args) -> int:
 
     session = Session(args)
     config = session.config
-    name = args.model or (config.vision.detector if config else DEFAULT_DETECTOR)
-    threshold = args.threshold if args.threshold is not None else (
-        config.recognition.detect_threshold if config else 0.4)
-    model = session.load(name)
+    threshold = args.threshold if args.threshold is not None else config.recognition.detect_threshold
+    model = session.load(args.model or config.vision.detector)
     detector = Detector(model, session.labels(model))
     images = session.images()
     results = []

@@ -3,8 +3,12 @@
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.errors import ApplianceError, ModelError
+
+if TYPE_CHECKING:
+    from appliance.config import Config
 
 
 def add_location_flags(parser: argparse.ArgumentParser) -> None:
@@ -18,20 +22,14 @@ def add_location_flags(parser: argparse.ArgumentParser) -> None:
                         help="read models_dir / models_from from this config file")
 
 
-def load_settings(args) -> tuple[Path, Path | None, object | None]:
+def load_settings(args) -> tuple[Path, Path | None, "Config"]:
     """(models_dir, models_from, config) from the flags, else the config file, else per-user defaults."""
     from appliance import model_files
+    from appliance.config import load_config
 
-    config = None
-    try:
-        from appliance.config import load_config
-    except ImportError:  # pragma: no cover - the config module is written separately
-        load_config = None
-    if load_config is not None:
-        config = load_config(getattr(args, "config", None))
+    config = load_config(getattr(args, "config", None))
     models_dir = args.models_dir or model_files.default_models_dir(config)
-    models_from = args.models_from or (Path(config.vision.models_from) if config and config.vision.models_from
-                                       else None)
+    models_from = args.models_from or (Path(config.vision.models_from) if config.vision.models_from else None)
     return Path(models_dir), models_from, config
 
 

@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if system.models.warning:
             log.warning("%s", system.models.warning)
         service = _service(system)
-        if service is not None:
-            service.ready()
+        service.ready()
         while not stop.wait(0.5):
             pass
     finally:
@@ -85,8 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _service(system):
     """sd_notify READY / WATCHDOG / STATUS when running under systemd (no-ops in a terminal)."""
-    try:
-        from appliance.service import Service, status_line
-    except ModuleNotFoundError:
-        return None
+    from appliance.service import Service, status_line
+
     return Service(system.healthy, lambda: status_line(system.status()))

@@ -25,10 +25,9 @@ def open_store(session, store_path: Path, embedding_model: str):
     """The ClassStore with the config's sample and thumbnail limits."""
     from appliance.learning.store import ClassStore
 
-    teach = session.config.teach if session.config is not None else None
-    limits = {"max_samples": teach.max_samples_per_class,
-              "max_thumbnails": teach.thumbnails_per_class} if teach is not None else {}
-    return ClassStore(store_path, embedding_model, **limits)
+    teach = session.config.teach
+    return ClassStore(store_path, embedding_model, max_samples=teach.max_samples_per_class,
+                      max_thumbnails=teach.thumbnails_per_class)
 
 
 def run(args) -> int:
@@ -40,9 +39,7 @@ def run(args) -> int:
 
     label = validate_label(args.label)  # before loading anything: a bad label fails fast
     session = Session(args)
-    name = args.model or (session.vision.embedder if session.vision
-                          else "mobilenet_v1_1.0_224_quant_embedding_extractor")
-    embedder = Embedder(session.load(name, kind="embedder"))
+    embedder = Embedder(session.load(args.model or session.vision.embedder, kind="embedder"))
     images = session.images()  # an unreadable photo leaves no new, empty store behind
     store = open_store(session, args.store, model_identity(embedder.model.path))
     with store:

@@ -6,7 +6,6 @@ makes the store safe to share between the web server's threads and the GPIO thre
 open the same file (SQLite locks it; `version` is persisted so they see each other's changes).
 """
 
-import os
 import sqlite3
 import threading
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import ConflictError, NotFoundError, StoreError
-from appliance.learning import store_schema
+from appliance.learning import store_schema, store_transfer
 from appliance.learning.labels import label_key, validate_label
 from appliance.learning.model_identity import base_name, same_model
 
@@ -63,12 +62,11 @@ class ClassStore:
     """One SQLite file of taught classes; see the module docstring for the guarantees."""
 
     def __init__(self, path: str | Path, embedding_model: str, *, max_samples: int = DEFAULT_MAX_SAMPLES,
-                 max_thumbnails: int = DEFAULT_MAX_THUMBNAILS, _display_path: Path | None = None) -> None:
+                 max_thumbnails: int = DEFAULT_MAX_THUMBNAILS) -> None:
         if max_samples < 1:
             raise StoreError(f"max_samples_per_class must be at least 1, not {max_samples}",
                              "set [teach] max_samples_per_class to a number from 1 to 200")
         self.path = Path(path)
-        self._shown = _display_path or self.path  # the name errors give (imports open a temporary copy)
         self.embedding_model = str(embedding_model)
         self.max_samples = int(max_samples)
         self.max_thumbnails = max(0, int(max_thumbnails))
@@ -78,45 +76,7 @@ class ClassStore:
     # ---- opening -------------------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for the class store {self._shown}: {exc}",
-                             "choose a --store path in a writable folder") from exc
-        if self.path.is_dir():
-            raise StoreError(f"the class store path {self._shown} is a folder",
-                             "give the path of a file, e.g. classes.db inside that folder")
-        store_schema.refuse_foreign_file(self.path, self._shown)
-        if not self.path.exists():
-            store_schema.create_atomically(self.path, self._shown, time.time())
-        try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise store_schema.store_error(exc, self._shown, "opening it") from exc
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                problem = store_schema.integrity_problem(conn)
-                if problem:
-                    raise StoreError(f"the class store {self._shown} is corrupt: {problem}",
-                                     store_schema.corrupt_fix(self._shown))
-                store_schema.prepare(conn, self._shown, time.time())
-                self._check_model(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            conn.close()
-            raise store_schema.store_error(exc, self._shown, "opening it") from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return store_schema.connect(self.path, self.path, time.time(), check=self._check_model)
 
     def _check_model(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_model'").fetchone()
@@ -129,7 +89,7 @@ class ClassStore:
             return
         if not same_model(row[0], self.embedding_model):
             raise StoreError(
-                f"the class store {self._shown} was taught with the embedding model {base_name(row[0])!r} "
+                f"the class store {self.path} was taught with the embedding model {base_name(row[0])!r} "
                 f"({row[0]}), not {base_name(self.embedding_model)!r} ({self.embedding_model}): their "
                 "embeddings cannot be compared",
                 f"use the original model (--model {base_name(row[0])}), or start a new store for the new "
@@ -163,7 +123,7 @@ class ClassStore:
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise store_schema.store_error(exc, self._shown, doing) from exc
+                raise store_schema.store_error(exc, self.path, doing) from exc
 
     @property
     def version(self) -> int:
@@ -172,7 +132,7 @@ class ClassStore:
             try:
                 return int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
             except sqlite3.Error as exc:
-                raise store_schema.store_error(exc, self._shown, "reading its version") from exc
+                raise store_schema.store_error(exc, self.path, "reading its version") from exc
 
     def peek_version(self) -> int | None:
         """`version`, or None at once when another thread is in a transaction (a poller never waits)."""
@@ -283,7 +243,7 @@ class ClassStore:
         if row is None:
             conn.execute("INSERT INTO meta (key, value) VALUES ('embedding_dim', ?)", (X.shape[1],))
         elif int(row[0]) != X.shape[1]:
-            raise StoreError(f"embeddings of size {X.shape[1]} do not fit the class store {self._shown}, "
+            raise StoreError(f"embeddings of size {X.shape[1]} do not fit the class store {self.path}, "
                              f"which holds embeddings of size {row[0]}",
                              "use the embedding model the store was taught with")
         return X
@@ -304,7 +264,11 @@ class ClassStore:
                      (class_id, class_id, self.max_thumbnails))
         conn.execute("UPDATE classes SET updated = ? WHERE id = ?", (now, class_id))
 
-    def _create(self, conn: sqlite3.Connection, label: str, created: float, now: float) -> int:
+    def _class_id(self, conn: sqlite3.Connection, label: str, created: float, now: float) -> int:
+        """The id of the class named `label` (any case), created with `created` if there is none."""
+        row = conn.execute("SELECT id FROM classes WHERE label_key = ?", (label_key(label),)).fetchone()
+        if row is not None:
+            return int(row[0])
         cur = conn.execute("INSERT INTO classes (label, label_key, created, updated) VALUES (?, ?, ?, ?)",
                            (label, label_key(label), created, now))
         return int(cur.lastrowid)
@@ -315,8 +279,7 @@ class ClassStore:
         now = time.time()
         with self._transaction(f"teaching {label!r}", write=True) as conn:
             X = self._embeddings(conn, embeddings)
-            row = conn.execute("SELECT id FROM classes WHERE label_key = ?", (label_key(label),)).fetchone()
-            class_id = row[0] if row else self._create(conn, label, now, now)
+            class_id = self._class_id(conn, label, now, now)
             self._add(conn, class_id, X, thumbnails, now)
             return self._info(conn, class_id)
 
@@ -358,16 +321,24 @@ class ClassStore:
 
     def export(self, path: str | Path) -> None:
         """Write every class to `path` as a class-store SQLite file (atomic: a temporary file, renamed)."""
-        from appliance.learning.store_transfer import export_store
-
         with self._lock:
-            export_store(self, Path(path))
+            store_transfer.write_export(self._conn, self.path, Path(path))
 
     def import_(self, path: str | Path) -> list[ClassInfo]:
-        """Merge an export into this store by label; see store_transfer.import_store."""
-        from appliance.learning.store_transfer import import_store
+        """Merge the classes exported in `path` into this store by label, in one transaction.
 
-        return import_store(self, Path(path))
+        A class whose label matches an existing one (ignoring case) gets the imported samples appended (past
+        max_samples the oldest are dropped, so imported samples win) and its thumbnails; other classes are
+        created with their label and creation time. Refuses an export taught with another embedding model.
+        """
+        classes = store_transfer.read_export(Path(path), self.embedding_model, self.path)
+        now = time.time()
+        with self._transaction(f"importing {path}", write=True) as conn:
+            ids: list[int] = []
+            for c in classes:
+                ids.append(self._class_id(conn, c.label, c.created, now))
+                self._add(conn, ids[-1], self._embeddings(conn, c.embeddings), c.thumbnails, now)
+            return [self._info(conn, class_id) for class_id in ids]
 
 
 def stored_embedding_model(path: str | Path) -> str | None:
@@ -397,15 +368,3 @@ def _check_jpeg(data: bytes) -> bytes:
         raise StoreError(f"a thumbnail is {len(data)} bytes, more than {MAX_THUMBNAIL_BYTES}",
                          "encode a smaller thumbnail (e.g. 160 pixels wide)")
     return data
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (best effort where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

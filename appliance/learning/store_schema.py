@@ -1,4 +1,4 @@
-"""The class store's SQLite schema: creation, version checks, migrations, and errors named for the user.
+"""The class store's SQLite file: opening, creation, version checks, migrations, errors named for the user.
 
 The schema version lives in PRAGMA user_version (read before anything else) and in the meta table (for
 people reading the file with other tools). A file written by a newer schema is refused, never rewritten.
@@ -71,6 +71,51 @@ def store_error(exc: sqlite3.Error | OSError, path: Path, doing: str) -> StoreEr
         return StorageError(f"the disk holding the class store {path} failed ({text}) while {doing}",
                             "check the disk or SD card (journalctl -k shows its errors), then restart")
     return StorageError(f"the class store {path} failed while {doing}: {text}", corrupt_fix(path))
+
+
+def connect(path: Path, shown: Path, now: float,
+            check: Callable[[sqlite3.Connection], None] | None = None) -> sqlite3.Connection:
+    """Open the class store at `path` (created if missing) for WAL and synchronous=FULL writes: checked,
+    then migrated in one transaction, with `check` (the embedding-model check) in it too. `shown` is the
+    name errors give: an import opens a temporary copy of the user's file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder for the class store {shown}: {exc}",
+                         "choose a --store path in a writable folder") from exc
+    if path.is_dir():
+        raise StoreError(f"the class store path {shown} is a folder",
+                         "give the path of a file, e.g. classes.db inside that folder")
+    refuse_foreign_file(path, shown)
+    if not path.exists():
+        create_atomically(path, shown, now)
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise store_error(exc, shown, "opening it") from exc
+    try:
+        for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "synchronous = FULL",
+                       "foreign_keys = ON"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            problem = integrity_problem(conn)
+            if problem:
+                raise StoreError(f"the class store {shown} is corrupt: {problem}", corrupt_fix(shown))
+            prepare(conn, shown, now)
+            if check is not None:
+                check(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise store_error(exc, shown, "opening it") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def create_atomically(path: Path, shown: Path, now: float) -> None:
