@@ -22,7 +22,7 @@ from pathlib import Path
 
 from appliance.errors import ApplianceError
 from appliance.inference.probe import runtime_line
-from appliance.mqtt.doctor_check import check_mqtt
+from appliance.mqtt.doctor_check import broker_line
 from appliance.vision import edgetpu
 from appliance.vision.runtime_pairs import installed_runtime_info
 
@@ -241,9 +241,16 @@ def check_power(f: Facts) -> Check | None:
     return Check("ok", "power", "no under-voltage since boot", "")
 
 
+def check_mqtt(f: Facts) -> Check | None:
+    """[mqtt] enabled: one connection to the broker, as the service would make it."""
+    if f.config_error is not None:
+        return None
+    line = broker_line(f.config_path)
+    return None if line is None else Check(line[0], "mqtt", line[1], line[2])
+
+
 CHECKS = (check_python, check_runtime, check_config, check_edgetpu, check_usb_speed, check_power,
-          check_camera, check_gpio, check_groups, check_models, check_disk, check_service)
-CHECKS += (check_mqtt,)  # [mqtt]: a self-contained check (appliance.mqtt.doctor_check)
+          check_camera, check_gpio, check_groups, check_models, check_disk, check_service, check_mqtt)
 
 
 def run_checks(facts: Facts) -> list[Check]:

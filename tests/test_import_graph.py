@@ -18,14 +18,6 @@ PACKAGE = "appliance"
 
 Edges = dict[str, dict[str, int]]  # module -> {imported module: first line}
 
-# Loops in files another change is editing, listed so they are seen, not hidden: each must still be a loop
-# (the test says when one is gone, so it leaves this list), and no other loop may appear.
-KNOWN_LOOPS = {
-    frozenset({"appliance.doctor", "appliance.mqtt.doctor_check"}):
-        "mqtt/doctor_check.py builds appliance.doctor.Check in check_mqtt (issue 11: the lead's mqtt change)",
-}
-
-
 def module_files(root: Path = REPO_ROOT) -> dict[str, Path]:
     """Dotted module name -> file, for every .py file of the package (a package is its __init__.py)."""
     out = {}
@@ -164,11 +156,8 @@ def test_the_appliance_package_has_no_import_cycle():
     graph, files = import_graph()
     assert len(graph) > 50 and sum(map(len, graph.values())) > 100, "the graph reader found too little"
     cycles = find_cycles(graph)
-    new = [c for c in cycles if frozenset(c) not in KNOWN_LOOPS]
-    assert not new, ("import loops (make one side stop importing the other, e.g. move what both need "
-                     "into a third module):\n" + "\n".join(describe(c, graph, files) for c in new))
-    gone = set(KNOWN_LOOPS) - {frozenset(c) for c in cycles}
-    assert not gone, f"no longer a loop: remove it from KNOWN_LOOPS: {[sorted(g) for g in gone]}"
+    assert not cycles, ("import loops (make one side stop importing the other, e.g. move what both need "
+                        "into a third module):\n" + "\n".join(describe(c, graph, files) for c in cycles))
 
 
 def test_the_cycle_finder_finds_loops_and_only_loops():

@@ -13,8 +13,8 @@ from system_helpers import CameraFolder
 from web_helpers import wait_for, web_config
 
 from appliance.config import MqttConfig
+from appliance.doctor import check_mqtt
 from appliance.mqtt.connection import Connection
-from appliance.mqtt.doctor_check import check_mqtt
 from appliance.system import System
 from appliance.web.metrics import prometheus_text
 

@@ -23,7 +23,7 @@ import numpy as np
 from appliance.camera import ReconnectingSource, open_source
 from appliance.errors import ApplianceError
 from appliance.pipeline.infer import Engines, Inference, InferSettings
-from appliance.pipeline.worker import Pipeline
+from appliance.pipeline.worker import Pipeline, PipelineSettings
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
@@ -167,9 +167,9 @@ def run_bench(setup: BenchSetup) -> dict:
         frame = _first_frame(source)
         if local is not setup.model and not setup.simulate_ms:
             hop = hop_ms(setup.model, local, frame)
-        pipe = Pipeline(source, Inference(engines, InferSettings(mode=mode, show_base_labels=True)),
-                        pace_to_consumer=True, frame_size=(setup.width, setup.height),
-                        max_publish_fps=setup.publish_fps or None)
+        settings = PipelineSettings(frame_size=(setup.width, setup.height), pace_to_consumer=True,
+                                    max_publish_fps=setup.publish_fps or None)
+        pipe = Pipeline(source, Inference(engines, InferSettings(mode=mode, show_base_labels=True)), settings)
         pipe.stats.configure(backend=setup.model.backend, backend_warning=setup.model.warning)
         rounds = rounds_for(setup.seconds)
         stages: dict[str, float] = {}
