@@ -17,8 +17,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from appliance.config import ControlsConfig
 from appliance.errors import ApplianceError, ConflictError, DeviceError
@@ -228,15 +227,6 @@ class Controls:
                 if other != slot:
                     led.off()
             self.leds[slot].blink(on_time=BLINK_S, off_time=BLINK_S, background=True)
-
-    @contextmanager
-    def recording_led(self, slot: int | None) -> Iterator[None]:
-        """`with controls.recording_led(slot):` blinks it for the duration (e.g. a burst from the page)."""
-        self.set_recording(slot)
-        try:
-            yield
-        finally:
-            self.set_recording(None)
 
     def _show_recognised(self) -> None:
         for slot, led in self.leds.items():

@@ -1,4 +1,4 @@
-"""Button slots and class labels: one rule for the teacher, the buttons' LEDs and MQTT.
+"""Button slots and class labels: one rule for the classes service, the buttons' LEDs and MQTT.
 
 Slot N (1-based) teaches the class labelled `[controls] slot_labels[N-1]`; a class belongs to a slot
 when its label has the same identity as the store gives labels (learning.labels.label_key: ignoring case,

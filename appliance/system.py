@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +140,6 @@ class System:
     def __init__(self, config, *, source=None, throttle: bool = True, pace_to_consumer: bool = False,
                  in_process: bool = False, simulate_ms: float = 0.0) -> None:
         self.config = config
-        self.started_at: float | None = None
         self.web_server = None
         self.web_url: str | None = None
         self.controls = None
@@ -208,7 +206,6 @@ class System:
         """Open the camera, start the threads, then the buttons and the web page (when configured)."""
         self.source.open()
         self.pipeline.start()
-        self.started_at = time.monotonic()
         self._ticker = threading.Thread(target=self._status_loop, name="status-ticker", daemon=True)
         self._ticker.start()
         if self.config.controls.enabled if controls is None else controls:

@@ -22,6 +22,7 @@ import numpy as np
 
 from appliance.camera import ReconnectingSource, open_source
 from appliance.errors import ApplianceError
+from appliance.inference.supervisor import RemoteModel
 from appliance.pipeline.infer import Engines, Inference, InferSettings
 from appliance.pipeline.worker import Pipeline, PipelineSettings
 from appliance.vision.classify import Classifier
@@ -120,7 +121,7 @@ def _first_frame(source, timeout: float = 10.0) -> np.ndarray:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         frame = source.read()
-        if frame is not None and getattr(source, "connected", True):
+        if frame is not None and source.health().connected:
             return frame
     raise ApplianceError(f"the source {source.name} gave no frame within {timeout:g} s",
                          "check the --source (a folder of images, a video file, demo, or a camera)")
@@ -129,7 +130,7 @@ def _first_frame(source, timeout: float = 10.0) -> np.ndarray:
 def cpu_seconds(model) -> float:
     """CPU seconds used so far by this process and, for a model in the worker, by the worker too."""
     total = time.process_time()
-    worker = getattr(model, "worker", None)
+    worker = model.worker if isinstance(model, RemoteModel) else None
     if worker is not None:
         try:
             fields = Path(f"/proc/{worker.client().process.pid}/stat").read_text().rsplit(")", 1)[1].split()

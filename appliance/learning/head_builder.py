@@ -54,10 +54,6 @@ class HeadBuilder:
             self._thread.join(timeout=5.0)
         self._fitter.close()
 
-    def poke(self) -> None:
-        """Look at the store now rather than at the next poll (e.g. right after a teach)."""
-        self._wake.set()
-
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
         changed_at = time.monotonic()

@@ -11,7 +11,7 @@ import json
 import logging
 import queue
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from appliance import __version__
 from appliance.errors import ApplianceError
@@ -21,18 +21,18 @@ from appliance.mqtt.connection import Connection, read_secret
 from appliance.mqtt.publisher import Publisher
 from appliance.mqtt.topics import Topics, public_url
 
+if TYPE_CHECKING:  # the System starts the bridge; the bridge only reads it and calls its classes
+    from appliance.system import System
+
 log = logging.getLogger(__name__)
 
-DISABLED_STATUS = {"enabled": False, "connected": False, "error": None, "dropped_events": 0}
-
-
 class MqttBridge:
-    def __init__(self, system: Any) -> None:
+    def __init__(self, system: System) -> None:
         config = system.config
         m = self.settings = config.mqtt
         self.system = system
         self.topics = Topics.from_config(config)
-        self.url_base = public_url(config, getattr(system.web_server, "port", None))
+        self.url_base = public_url(config, system.web_server.port if system.web_server is not None else None)
         self.device = discovery.Device(name=m.device_name or f"Appliance {self.topics.device_id}",
                                        model="Teachable camera appliance", sw_version=__version__,
                                        configuration_url=self.url_base)

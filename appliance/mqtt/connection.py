@@ -17,11 +17,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 
 from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.config import MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def read_secret(path: str, key: str) -> str:
                              "(chmod 600, owned by the appliance user)") from None
 
 
-def make_client(settings: Any, client_id: str) -> paho.Client:
+def make_client(settings: MqttConfig, client_id: str) -> paho.Client:
     """A paho client with the credentials and TLS of `[mqtt]` (ApplianceError for unreadable files)."""
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True,
                          protocol=paho.MQTTv311)
@@ -113,7 +116,7 @@ def describe_error(exc: BaseException, host: str, port: int) -> tuple[str, str, 
 
 
 class Connection:
-    def __init__(self, settings: Any, client_id: str, *, will_topic: str, subscriptions: list[str],
+    def __init__(self, settings: MqttConfig, client_id: str, *, will_topic: str, subscriptions: list[str],
                  on_connect: Callable[[], None], on_message: Callable[[str, bytes], None],
                  buffer_size: int = 100) -> None:
         self.settings = settings

@@ -19,10 +19,14 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from appliance.errors import ApplianceError, StoreError
 from appliance.learning.model_identity import base_name, same_model
+
+if TYPE_CHECKING:
+    from appliance.learning.store import ClassInfo, ClassStore
+    from appliance.system import System
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def _save_records(data_dir: Path, kind: str, records: dict) -> None:
     os.replace(tmp, path)
 
 
-def prepare_set(store: Any, data_dir: Path, name: str, *, url_base: str, publisher: str,
+def prepare_set(store: ClassStore, data_dir: Path, name: str, *, url_base: str, publisher: str,
                 previous_version: int = 0) -> dict:
     """Export the store as set `name` and return the announcement (the version after any seen so far)."""
     path = set_path(data_dir, name)
@@ -119,7 +123,7 @@ def fetch(url: str, password: str | None, dest: Path) -> None:
                              "when it has a web password") from None
 
 
-def apply_set(system: Any, announcement: dict, *, password: str | None = None) -> list:
+def apply_set(system: System, announcement: dict, *, password: str | None = None) -> list[ClassInfo]:
     """Fetch, verify and import one announced set; -> the imported ClassInfo list (ApplianceError if not)."""
     data_dir = Path(system.config.data_dir)
     name, version = announcement["name"], announcement["version"]

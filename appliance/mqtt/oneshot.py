@@ -10,19 +10,23 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.errors import ApplianceError
 from appliance.mqtt import fleet
 from appliance.mqtt.connection import AUTH_FAILURES, describe_error, make_client
 from appliance.mqtt.topics import Topics, public_url
 
+if TYPE_CHECKING:
+    from appliance.config import Config, MqttConfig
+    from appliance.learning.store import ClassStore
+
 RETAINED_WAIT_S = 1.0
 TIMEOUT_S = 10.0
 
 
 class OneShot:
-    def __init__(self, settings: Any, client_id: str) -> None:
+    def __init__(self, settings: MqttConfig, client_id: str) -> None:
         self.settings = settings
         self.client = make_client(settings, client_id)
         self.retained: dict[str, bytes] = {}
@@ -73,7 +77,7 @@ class OneShot:
                                  "check the broker's log and its ACL for this user")
 
 
-def publish_set(config: Any, store: Any, name: str, *, url_base: str | None = None) -> dict:
+def publish_set(config: Config, store: ClassStore, name: str, *, url_base: str | None = None) -> dict:
     """Export `store` as set `name` into the data dir and announce it; -> the announcement."""
     fleet.check_name(name)
     if not config.mqtt.enabled:

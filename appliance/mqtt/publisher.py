@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from appliance.mqtt.topics import Topics
+
+if TYPE_CHECKING:
+    from appliance.config import MqttConfig
+    from appliance.mqtt.connection import Connection
+    from appliance.system import System
 
 
 def _json(data: dict) -> bytes:
@@ -59,7 +64,7 @@ def state_payload(status: dict, healthy: bool, recognition: dict | None) -> dict
 
 
 class Publisher:
-    def __init__(self, system: Any, conn: Any, topics: Topics, settings: Any) -> None:
+    def __init__(self, system: System, conn: Connection, topics: Topics, settings: MqttConfig) -> None:
         self.system = system
         self.conn = conn
         self.topics = topics

@@ -11,12 +11,15 @@ import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from appliance.config import Config
 
 DEVICE_ID_FILE = "device_id"
 
 
-def device_id(config: Any) -> str:
+def device_id(config: Config) -> str:
     """`[mqtt] device_id`, else the one kept in <data_dir>/device_id (written on first use)."""
     if config.mqtt.device_id:
         return config.mqtt.device_id
@@ -35,7 +38,7 @@ def device_id(config: Any) -> str:
     return new
 
 
-def public_url(config: Any, port: int | None = None) -> str:
+def public_url(config: Config, port: int | None = None) -> str:
     """`[mqtt] public_url`, else http://<this host's name>:<web port> (what other machines can open).
 
     port: the port the page is really served on, when known (the config may say 0: any free port).
@@ -56,7 +59,7 @@ class Topics:
     fleet_prefix: str
 
     @classmethod
-    def from_config(cls, config: Any, dev_id: str | None = None) -> Topics:
+    def from_config(cls, config: Config, dev_id: str | None = None) -> Topics:
         m = config.mqtt
         dev_id = dev_id or device_id(config)
         return cls(prefix=m.topic_prefix or f"appliance/{dev_id}", discovery_prefix=m.discovery_prefix,

@@ -113,13 +113,13 @@ class Inference:
     @property
     def remote(self) -> bool:
         """Whether `start` returns before the model has run (the models are in the inference worker)."""
-        return any(getattr(m, "asynchronous", False) for m in self._models())
+        return any(m.asynchronous for m in self._models())
 
     @property
     def overlaps(self) -> bool:
         """Whether starting the next frame while this one runs pays: the invoke leaves this machine's
         CPU (an accelerator), so queueing the next frame behind it keeps the accelerator busy."""
-        return any(getattr(m, "offloaded", False) for m in self._models())
+        return any(m.offloaded for m in self._models())
 
     def classes_state(self) -> tuple[int | None, bool]:
         """(store version, whether any class is taught), re-read only when the store's version moves.

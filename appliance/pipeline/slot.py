@@ -17,7 +17,6 @@ class LatestSlot(Generic[T]):
         self._cond = threading.Condition()
         self._item: T | None = None
         self._seq = 0          # seq of the item put last
-        self._taken_seq = 0    # seq of the item taken last
         self.dropped = 0
         self._closed = False
 
@@ -38,7 +37,6 @@ class LatestSlot(Generic[T]):
             if self._item is None:
                 return None
             item, self._item = self._item, None
-            self._taken_seq = self._seq
             self._cond.notify_all()
             return self._seq, item
 

@@ -65,7 +65,6 @@ class BBox(namedtuple("BBox", "xmin ymin xmax ymax")):
         return inter.area / union if union > 0 else 0.0
 
 
-ROLES = ("boxes", "classes", "scores", "count")
 _SIGNATURE_ORDER = {"count": "output_0", "scores": "output_1", "classes": "output_2", "boxes": "output_3"}
 _TF1_ORDER = ("boxes", "classes", "scores", "count")
 _TF2_ORDER = ("scores", "boxes", "count", "classes")

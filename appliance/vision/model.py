@@ -89,6 +89,8 @@ def infer_kind(outputs: list[dict], signature_outputs: dict | None = None,
 class Model:
     """One interpreter for the process's life; engines hold `lock` around fill + invoke + read."""
 
+    asynchronous = False  # submit() has run the invoke when it returns (RemoteModel: not yet)
+
     def __init__(self, path: Path, interpreter, backend: str, kind: str | None = None,
                  warning: str | None = None, has_postprocess: bool = False) -> None:
         self.path = Path(path)
@@ -102,6 +104,11 @@ class Model:
         _, height, width, _ = (int(n) for n in self.input_detail["shape"])
         self.input_size = (width, height)
         self.kind = kind or infer_kind(self.output_details, self.signature_outputs, has_postprocess)
+
+    @property
+    def offloaded(self) -> bool:
+        """Whether the invoke runs off this machine's CPU (an accelerator)."""
+        return self.backend != backends.CPU
 
     def __repr__(self) -> str:
         return f"Model({self.path.name}, kind={self.kind}, backend={self.backend}, input={self.input_size})"

@@ -161,7 +161,7 @@ def _security_headers(response):
 # -- errors --------------------------------------------------------------------------------------
 def _appliance_error(exc: ApplianceError):
     response = jsonify({"error": exc.problem, "fix": exc.fix})
-    response.status_code = getattr(exc, "status", 400)
+    response.status_code = exc.status
     if isinstance(exc, TooManyAttemptsError):
         response.headers["Retry-After"] = str(exc.retry_after)
     if response.status_code == 401:
