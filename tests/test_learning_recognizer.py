@@ -143,3 +143,63 @@ def test_a_store_error_keeps_the_current_head(store, monkeypatch):
         fresh = Recognizer(store)
         monkeypatch.setattr(store, "sample_delta", locked)
         fresh.recognize(unit(60))  # no head yet: nothing to fall back on
+
+
+def _closest_cosine(embedding, taught):
+    """The frame's cosine to the closest of the given (taught) embeddings, computed here by hand."""
+    rows = np.stack(taught)
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return float((rows @ (embedding / np.linalg.norm(embedding))).max())
+
+
+def test_an_unknown_frame_keeps_the_class_it_was_closest_to(images_dir, embedder, store):  # noqa: F811
+    """One class taught (a cat): a sunflower is unknown because it looks like nothing taught, and still
+    says it was closest to the cat, with the head's probability and its cosine to the cat's sample."""
+    from appliance.learning.recognizer import UNLIKE
+
+    taught = [embedder.embed(read_image(images_dir / "imprinting" / "cat_train_0.bmp"))]
+    cat = store.teach("cat", taught)
+    recognizer = Recognizer(store)
+    flower = embedder.embed(read_image(images_dir / "sunflower.bmp"))
+    found = recognizer.recognize(flower)
+    assert found.class_id is None and found.label == "unknown", found
+    assert (found.closest_id, found.closest, found.reason) == (cat.id, "cat", UNLIKE), found
+    assert found.similarity == pytest.approx(_closest_cosine(flower, taught), abs=1e-4)
+    assert found.similarity < recognizer.min_similarity
+    assert found.score == pytest.approx(1.0)  # one class: the probability alone would have said "cat"
+
+    photo = embedder.embed(read_image(images_dir / "imprinting" / "cat_test_0.bmp"))
+    known = recognizer.recognize(photo)
+    assert (known.class_id, known.label, known.closest_id, known.closest, known.reason) == \
+        (cat.id, "cat", cat.id, "cat", None)
+    assert known.similarity == pytest.approx(_closest_cosine(photo, taught), abs=1e-4)
+
+
+def test_an_unsure_frame_keeps_its_closest_class_with_the_score_a_known_one_shows(images_dir, embedder,  # noqa: F811
+                                                                                 store):
+    """The same photo, named at threshold 0.5 and unknown at threshold 1.0: the unknown answer names the
+    same class with the same score (the units the page shows for a known class) and says "unsure"."""
+    from appliance.learning.recognizer import UNSURE
+
+    folder = images_dir / "imprinting"
+    for prefix, label in LABELS.items():
+        store.teach(label, [embedder.embed(read_image(p)) for p in sorted(folder.glob(f"{prefix}_train_*"))])
+    naming = Recognizer(store, head="imprint", unknown_threshold=0.5)
+    strict = Recognizer(store, head="imprint", unknown_threshold=1.0)
+    for prefix, label in LABELS.items():
+        embedding = embedder.embed(read_image(folder / f"{prefix}_test_0.bmp"))
+        known, unsure = naming.recognize(embedding), strict.recognize(embedding)
+        assert known.label == label and known.score < 1.0, known
+        assert unsure.class_id is None and unsure.label == "unknown" and unsure.reason == UNSURE, unsure
+        assert (unsure.closest_id, unsure.closest) == (store.find(label).id, label)
+        assert unsure.score == pytest.approx(known.score)
+        assert unsure.similarity == pytest.approx(known.similarity)
+
+
+def test_the_pipeline_names_the_recognizers_reasons_the_same_way():
+    from appliance.learning import recognizer
+    from appliance.pipeline import smoothing
+
+    assert (smoothing.UNSURE, smoothing.UNLIKE, smoothing.UNKNOWN) == \
+        (recognizer.UNSURE, recognizer.UNLIKE, recognizer.UNKNOWN_LABEL)
+    assert smoothing.Vote._fields == recognizer.Recognition._fields

@@ -33,3 +33,35 @@ def test_encode_jpeg_keeps_rgb_order():
     frame[..., 0] = 250  # pure red in RGB
     bgr = cv2.imdecode(np.frombuffer(encode_jpeg(frame), np.uint8), cv2.IMREAD_COLOR)
     assert bgr[32, 32, 2] > 200 and bgr[32, 32, 0] < 50
+
+
+def test_unknown_says_what_it_was_closest_to_and_how_close():
+    from appliance.pipeline.annotate import recognition_caption
+
+    assert recognition_caption(Vote(3, "mug", 0.92, 3, "mug", 0.8)) == "mug 92%"
+    assert recognition_caption(Vote(None, "unknown", 0.31, 3, "mug", 0.8, "unsure")) == \
+        "unknown - closest: mug, 31%"
+    # like nothing taught: its probability (100 % with one class) would mislead; its similarity is shown
+    assert recognition_caption(Vote(None, "unknown", 1.0, 3, "mug", 0.41, "unlike")) == \
+        "unknown - closest: mug, 41% alike"
+    assert recognition_caption(Vote(None, "unknown", 0.0)) == "unknown"  # nothing taught
+
+
+def test_the_closest_caption_is_drawn_on_the_stream():
+    frame = np.full((240, 480, 3), 90, np.uint8)
+
+    def banner_width(rec) -> int:
+        changed = np.argwhere((annotate(frame, Result(1, "classify", rec)) != frame).any(axis=2))
+        return int(changed[:, 1].max())
+
+    plain = banner_width(Vote(None, "unknown", 0.0))
+    closest = banner_width(Vote(None, "unknown", 0.31, 3, "mug", 0.8, "unsure"))
+    assert closest > plain + 100  # "unknown - closest: mug, 31%" is drawn, not "unknown" alone
+
+
+def test_the_result_json_carries_the_closest_class():
+    unknown = Result(4, "classify", Vote(None, "unknown", 0.31234, 3, "mug", 0.81234, "unsure")).to_dict()
+    assert unknown["recognition"] == {"class_id": None, "label": "unknown", "score": 0.3123, "closest_id": 3,
+                                      "closest": "mug", "similarity": 0.8123, "reason": "unsure"}
+    known = Result(5, "classify", Vote(3, "mug", 0.9, 3, "mug", 0.8)).to_dict()["recognition"]
+    assert (known["closest_id"], known["closest"], known["reason"]) == (3, "mug", None)

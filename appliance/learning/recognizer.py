@@ -4,6 +4,11 @@ A frame is unknown when the head's probability is below `unknown_threshold`, or 
 not similar enough (cosine below `min_similarity`) to any stored sample of the class the head picked:
 the open-set check that makes "unknown" possible with a single taught class (see learning.openset).
 
+An unknown answer still names the closest taught class (the head's first choice), with its
+probability and its similarity, and why it was not named: "unsure" (below `unknown_threshold`) or
+"unlike" (below `min_similarity`), so the page can say "unknown — closest: mug, 31 %" instead of a
+bare number.
+
 Two ways to follow the store. `background=False` (tools, tests): each call compares the store's version
 and brings the head up to date first, so a class taught by anyone is recognised on the next call.
 `background=True` (the running appliance): recognition never waits for learning. A HeadBuilder thread
@@ -26,8 +31,14 @@ from appliance.learning.store import ClassStore
 
 log = logging.getLogger(__name__)
 
-Recognition = namedtuple("Recognition", "class_id label score")  # class_id None = unknown
+# class_id None = unknown. closest_id / closest: the taught class the head ranks first (the class itself
+# when known; None when nothing is taught); score: the head's probability for it; similarity: the cosine
+# to that class's closest stored sample; reason: why an unknown with a closest class was not named it.
+Recognition = namedtuple("Recognition", "class_id label score closest_id closest similarity reason",
+                         defaults=(None, None, None, None))
 UNKNOWN_LABEL = "unknown"
+UNSURE = "unsure"   # the head's probability is below unknown_threshold: taught classes nearly tie
+UNLIKE = "unlike"   # the cosine to the class's closest sample is below min_similarity: nothing taught
 
 
 class Recognizer:
@@ -128,18 +139,26 @@ class Recognizer:
 
     def recognize_batch(self, embeddings: np.ndarray) -> list[Recognition]:
         """One Recognition per row; unknown when no class has samples, the best score is too low or the
-        frame is unlike the picked class's samples (the score stays the head's probability)."""
+        frame is unlike the picked class's samples (the score stays the head's probability, and the
+        picked class stays as `closest`)."""
         X = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
         taught, head = self._pair()
         if head is None:
             return [Recognition(None, UNKNOWN_LABEL, 0.0) for _ in range(len(X))]
         ids, scores = head.predict(X)
-        known = scores >= self.unknown_threshold
-        if self.min_similarity > 0:
-            known &= taught.similarity_to(X, ids) >= self.min_similarity
-        return [Recognition(int(i), taught.labels.get(int(i), UNKNOWN_LABEL), float(s)) if k
-                else Recognition(None, UNKNOWN_LABEL, float(s))
-                for i, s, k in zip(ids, scores, known, strict=True)]
+        similar = taught.similarity_to(X, ids)
+        return [self._answer(int(i), float(p), float(c), taught)
+                for i, p, c in zip(ids, scores, similar, strict=True)]
+
+    def _answer(self, class_id: int, score: float, similarity: float, taught: Taught) -> Recognition:
+        label = taught.labels.get(class_id, UNKNOWN_LABEL)
+        if self.min_similarity > 0 and similarity < self.min_similarity:
+            reason = UNLIKE   # first: for a frame like nothing taught, the probability says little
+        elif score < self.unknown_threshold:
+            reason = UNSURE
+        else:
+            return Recognition(class_id, label, score, class_id, label, similarity)
+        return Recognition(None, UNKNOWN_LABEL, score, class_id, label, similarity, reason)
 
     def similarity(self, embeddings: np.ndarray) -> dict[str, np.ndarray]:
         """Per class label, the cosine of each embedding to the class's closest sample (for tuning

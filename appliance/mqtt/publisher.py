@@ -51,6 +51,7 @@ def state_payload(status: dict, healthy: bool, recognition: dict | None) -> dict
         "label": _label(rec),
         "class_id": class_id,
         "score": round(float(rec.get("score") or 0.0), 4),
+        "closest": rec.get("closest"),   # the taught class it is (or, when unknown, was) closest to
         "in_view": in_view(recognition),
         "backend": status.get("backend"),
         "mode": status.get("mode"),
@@ -82,7 +83,7 @@ class Publisher:
         """Publish the state when it changed or is due (or `force`); True when published."""
         status = status if status is not None else self.system.status()
         state = state_payload(status, self.system.healthy(), self.recognition)
-        key = (state["class_id"], state["label"], tuple(state["in_view"]), state["healthy"],
+        key = (state["class_id"], state["label"], state["closest"], tuple(state["in_view"]), state["healthy"],
                state["backend"], state["teaching"], state["classes"])
         with self._lock:
             now = time.monotonic()
@@ -107,6 +108,10 @@ class Publisher:
     def _recognition(self, data: dict) -> None:
         previous = self.recognition or {}
         self.recognition = data
+        if (previous and data.get("mode") != "detect"
+                and (previous.get("class_id"), _label(previous)) == (data.get("class_id"), _label(data))):
+            self.publish_state()  # only the closest class of an unknown changed: the state, not an event
+            return
         event = {"type": "recognition", "class_id": data.get("class_id"), "label": _label(data),
                  "score": round(float(data.get("score") or 0.0), 4), "in_view": in_view(data),
                  "previous": {"class_id": previous.get("class_id"), "label": _label(previous)},

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from appliance.pipeline.result import Result
+from appliance.pipeline.smoothing import UNLIKE
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 KNOWN = (40, 200, 80)       # RGB: a taught class
@@ -34,6 +35,20 @@ def object_caption(obj, match) -> tuple[str, bool]:
     return f"{obj.label} {_percent(obj.score)}", False
 
 
+def recognition_caption(rec) -> str:
+    """The banner text: "mug 92%" for a taught class; for unknown, what it was closest to and how close
+    ("unknown - closest: mug, 31%" when two classes nearly tie, "..., 41% alike" when the frame looks like
+    nothing taught and the probability would say 100%). Hershey fonts have no em dash, so "-"."""
+    if rec.class_id is not None:
+        return f"{rec.label} {_percent(rec.score)}"
+    closest = getattr(rec, "closest", None)
+    if closest is None:
+        return "unknown"
+    if getattr(rec, "reason", None) == UNLIKE and getattr(rec, "similarity", None) is not None:
+        return f"unknown - closest: {closest}, {_percent(rec.similarity)} alike"
+    return f"unknown - closest: {closest}, {_percent(rec.score)}"
+
+
 def annotate(frame: np.ndarray, result: Result | None) -> np.ndarray:
     """An RGB copy of frame with the result drawn on it; the input is left untouched."""
     img = frame.copy()
@@ -51,11 +66,7 @@ def annotate(frame: np.ndarray, result: Result | None) -> np.ndarray:
     lines = []
     rec = result.recognition
     if rec is not None:
-        known = rec.class_id is not None
-        # unknown: the score is the closest class's, too low to name it (not "69 % unknown")
-        text = (f"{rec.label} {_percent(rec.score)}" if known
-                else f"unknown - closest only {_percent(rec.score)}" if rec.score > 0 else "unknown")
-        lines.append((text, KNOWN if known else UNKNOWN))
+        lines.append((recognition_caption(rec), UNKNOWN if rec.class_id is None else KNOWN))
     if result.classes:
         best = result.classes[0]
         lines.append((f"{best.label} {_percent(best.score)}", UNKNOWN))

@@ -1,7 +1,8 @@
 """Temporal smoothing: the recognised class is the majority over the last few frames.
 
 A single odd frame (motion blur, a hand passing) must not flip the label or the LEDs. Below the
-unknown threshold a frame votes for "unknown" (class_id None), and unknown can win the vote.
+unknown threshold a frame votes for "unknown" (class_id None), and unknown can win the vote. An unknown
+vote keeps the class it was closest to, so a smoothed "unknown" still says what it was closest to.
 """
 
 from __future__ import annotations
@@ -11,32 +12,60 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 UNKNOWN = "unknown"
+# why an unknown was not named its closest class: learning.recognizer's values (kept equal by a test;
+# the pipeline does not import the learning package)
+UNSURE = "unsure"  # below the probability threshold: taught classes nearly tie
+UNLIKE = "unlike"  # below min_similarity: the frame looks like nothing taught
 
 
 class Vote(NamedTuple):  # the same fields as learning.recognizer.Recognition
     class_id: int | None
     label: str
     score: float
+    closest_id: int | None = None    # the taught class the frame was closest to (None: nothing taught)
+    closest: str | None = None       # its label
+    similarity: float | None = None  # cosine to that class's closest sample
+    reason: str | None = None        # an unknown with a closest class: "unsure" | "unlike"
 
 
 def as_vote(rec, threshold: float) -> Vote:
-    """A recognition below the threshold, or without a class, counts as unknown."""
-    if rec is None or rec.class_id is None or rec.score < threshold:
-        return Vote(None, UNKNOWN, 0.0 if rec is None else float(rec.score))
-    return Vote(rec.class_id, rec.label, float(rec.score))
+    """A recognition below the threshold, or without a class, counts as unknown (keeping its closest)."""
+    if rec is None:
+        return Vote(None, UNKNOWN, 0.0)
+    similarity = getattr(rec, "similarity", None)
+    if rec.class_id is None:
+        return Vote(None, UNKNOWN, float(rec.score), getattr(rec, "closest_id", None),
+                    getattr(rec, "closest", None), similarity, getattr(rec, "reason", None))
+    if rec.score < threshold:
+        return Vote(None, UNKNOWN, float(rec.score), rec.class_id, rec.label, similarity, UNSURE)
+    return Vote(rec.class_id, rec.label, float(rec.score), rec.class_id, rec.label, similarity)
+
+
+def _most_frequent(votes: list[Vote], key) -> list[Vote]:
+    """The votes sharing the most frequent key; ties go to the key seen most recently."""
+    counts = Counter(key(v) for v in votes)
+    last_seen = {key(v): i for i, v in enumerate(votes)}
+    winner = max(counts, key=lambda k: (counts[k], last_seen[k]))
+    return [v for v in votes if key(v) == winner]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    return None if not values or None in values else sum(values) / len(values)
 
 
 def majority(votes: Iterable[Vote]) -> Vote | None:
-    """The most frequent class; ties go to the class seen most recently; score = its mean score."""
+    """The most frequent class; ties go to the class seen most recently; score = its mean score. When
+    unknown wins, its closest class is the one most of the unknown votes were closest to, with their
+    mean score and similarity (so the number shown belongs to the class named)."""
     votes = list(votes)
     if not votes:
         return None
-    counts = Counter(v.class_id for v in votes)
-    last_seen = {v.class_id: i for i, v in enumerate(votes)}
-    winner = max(counts, key=lambda cid: (counts[cid], last_seen[cid]))
-    mine = [v for v in votes if v.class_id == winner]
+    mine = _most_frequent(votes, lambda v: v.class_id)
+    if mine[0].class_id is None:
+        mine = _most_frequent(mine, lambda v: v.closest_id)
+    last = mine[-1]
     score = sum(v.score for v in mine) / len(mine)
-    return Vote(winner, mine[-1].label, score)
+    return last._replace(score=score, similarity=_mean([v.similarity for v in mine]))
 
 
 class Smoother:

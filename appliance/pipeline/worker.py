@@ -47,9 +47,10 @@ class Frame:
 
 
 def _recognition_key(result: Result) -> tuple:
-    """What counts as 'the recognition changed' (for events): the smoothed class and detected labels."""
+    """What counts as 'the recognition changed' (for events): the smoothed class (and for unknown the class
+    it is closest to) and detected labels."""
     rec = result.recognition
-    head = (None if rec is None else rec.class_id, None if rec is None else rec.label)
+    head = (None, None, None) if rec is None else (rec.class_id, rec.label, getattr(rec, "closest", None))
     if result.mode != "detect":
         return head
     labels = []

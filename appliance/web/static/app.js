@@ -112,17 +112,28 @@ async function publishSet(event) {
 }
 
 // ---- what is recognised now ------------------------------------------------------------------
+// unknown: the taught class it was closest to and how close (never a bare "69 %", which reads as how
+// sure "unknown" is). "unlike": it looks like nothing taught, so the number is its similarity to that
+// class's closest sample; "unsure": two classes nearly tie, so it is the head's probability for it.
+function closestText(rec, el) {
+  if (!rec.closest) return "";
+  const unlike = rec.reason === "unlike" && typeof rec.similarity === "number";
+  el.title = unlike ? "looks like nothing taught: how alike it is to the closest sample of that class"
+    : "too unsure to name it: how sure the best guess was";
+  return unlike ? `— closest: ${rec.closest}, ${Math.round(rec.similarity * 100)} % alike`
+    : `— closest: ${rec.closest}, ${Math.round((rec.score || 0) * 100)} %`;
+}
+
 function renderRecognition(data) {
   if (!data) return;
   const rec = "recognition" in data ? data.recognition : ("label" in data ? data : null);
   const label = $("now-label"), score = $("now-score"), list = $("now-objects");
   const objects = Array.isArray(data.objects) ? data.objects : [];
   const base = Array.isArray(data.classes) ? data.classes : [];
+  score.title = "";
   if (rec && rec.label && rec.class_id === null) {
-    // unknown: the score is how sure the closest match was, not how sure "unknown" is
     label.textContent = classes.length ? "unknown" : "nothing taught yet";
-    score.textContent = classes.length && typeof rec.score === "number"
-      ? `— closest match only ${Math.round(rec.score * 100)} %, too unsure to name it` : "";
+    score.textContent = classes.length ? closestText(rec, score) : "";
   } else if (rec && rec.label) {
     label.textContent = rec.label;
     score.textContent = typeof rec.score === "number" ? `${Math.round(rec.score * 100)} %` : "";
