@@ -137,6 +137,7 @@ def test_discovery_state_commands_and_class_sensors(running, mqtt_broker, images
     state = w.json_on(f"{PREFIX}/state")[-1]
     assert {"label", "score", "backend", "healthy", "fps", "in_view"} <= set(state)
     assert state["label"] == "unknown" and state["backend"] == "cpu"
+    assert state["closest"] is None  # nothing taught yet
     # healthy comes with the first inference; an fps needs two (the state is re-sent every second)
     w.wait(lambda w: w.json_on(f"{PREFIX}/state")[-1]["healthy"] and w.json_on(f"{PREFIX}/state")[-1]["fps"])
     state = w.json_on(f"{PREFIX}/state")[-1]
@@ -172,6 +173,7 @@ def test_discovery_state_commands_and_class_sensors(running, mqtt_broker, images
     state = w.wait(lambda w: w.json_on(f"{PREFIX}/state")[-1]["class_id"] is None
                    and w.json_on(f"{PREFIX}/state")[-1])
     assert render(sensor["value_template"], state) == "OFF"
+    assert (state["label"], state["closest"]) == ("unknown", "cat")  # what the hot dog was closest to
 
     # bad commands get the HTTP API's own errors
     http = Client(system.web_server.port)
@@ -214,3 +216,34 @@ def test_discovery_state_commands_and_class_sensors(running, mqtt_broker, images
     w.wait(lambda w: configs(w)[sensor_topic] == {})
     assert [c.label for c in system.store.list_classes()] == ["Cat"]
     wait_for(lambda: not system.teacher.busy)
+
+
+def test_a_change_of_only_the_closest_class_updates_the_state_not_the_events():
+    """The publisher's choice alone (the broker side is the test above): a recognition event whose only
+    change is what an unknown was closest to re-sends the state with the new `closest`, and adds no
+    MQTT event (events stay one per change of the recognised class)."""
+    from types import SimpleNamespace
+
+    from appliance.mqtt.publisher import Publisher
+    from appliance.mqtt.topics import Topics
+
+    sent: list[tuple[str, dict]] = []
+    conn = SimpleNamespace(publish=lambda topic, payload, **_: sent.append((topic, json.loads(payload))))
+    system = SimpleNamespace(status=lambda: {"backend": "cpu", "classes": 2}, healthy=lambda: True,
+                             hub=SimpleNamespace(latest=lambda: (0, None)))
+    topics = Topics(prefix=PREFIX, discovery_prefix=DP, device_id=DEV, fleet_prefix="appliance/fleet")
+    settings = SimpleNamespace(state_interval_s=30.0, snapshot_interval_s=10.0)
+    publisher = Publisher(system, conn, topics, settings)
+
+    def unknown(closest: str) -> dict:
+        return {"class_id": None, "label": "unknown", "score": 0.5, "closest": closest, "mode": "classify"}
+
+    publisher.handle("recognition", unknown("mug"))
+    publisher.handle("recognition", unknown("cup"))
+    events = [p for t, p in sent if t == f"{PREFIX}/events"]
+    states = [p for t, p in sent if t == f"{PREFIX}/state"]
+    assert [e["label"] for e in events] == ["unknown"]
+    assert [s["closest"] for s in states] == ["mug", "cup"]
+    publisher.handle("recognition", {"class_id": 2, "label": "cup", "score": 0.9, "closest": "cup",
+                                     "mode": "classify"})
+    assert [p["label"] for t, p in sent if t == f"{PREFIX}/events"] == ["unknown", "cup"]
