@@ -117,3 +117,19 @@ def test_subprocess_json_and_exit_codes(taught, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "appliance", "classes", "--store", str(taught), "delete",
                            "x"], capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60)
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+
+
+def test_classify_against_the_store_names_what_an_unknown_was_closest_to(taught, models_dir, images_dir,
+                                                                          capsys):
+    photos = [images_dir / "imprinting" / "cat_test_0.bmp", images_dir / "sunflower.bmp"]
+    code, out, err = run_cli(capsys, "classify", "--store", taught, "--model", models_dir / EMBEDDER,
+                             "--device", "cpu", "--json", *photos)
+    assert code == 0, err
+    cat, flower = (r["classes"][0] for r in json.loads(out))
+    assert cat["label"] == "cat" and cat["closest"] == "cat" and cat["reason"] is None
+    assert flower["id"] is None and flower["label"] == "unknown"
+    assert flower["closest"] in ("cat", "dog", "hot dog") and flower["reason"] in ("unsure", "unlike")
+    assert 0.0 < flower["similarity"] < 1.0
+    code, text, _ = run_cli(capsys, "classify", "--store", taught, "--model", models_dir / EMBEDDER,
+                            "--device", "cpu", photos[1])
+    assert f"unknown  (closest: {flower['closest']})" in text

@@ -194,12 +194,3 @@ def test_an_unsure_frame_keeps_its_closest_class_with_the_score_a_known_one_show
         assert (unsure.closest_id, unsure.closest) == (store.find(label).id, label)
         assert unsure.score == pytest.approx(known.score)
         assert unsure.similarity == pytest.approx(known.similarity)
-
-
-def test_the_pipeline_names_the_recognizers_reasons_the_same_way():
-    from appliance.learning import recognizer
-    from appliance.pipeline import smoothing
-
-    assert (smoothing.UNSURE, smoothing.UNLIKE, smoothing.UNKNOWN) == \
-        (recognizer.UNSURE, recognizer.UNLIKE, recognizer.UNKNOWN_LABEL)
-    assert smoothing.Vote._fields == recognizer.Recognition._fields

@@ -136,8 +136,10 @@ def classify_with_store(session: Session) -> list[dict]:
         for path, rgb in zip(args.images, images, strict=True):
             found = recognizer.recognize(embedder.embed(rgb))
             label = found.label if found.class_id is not None else "unknown"
+            similarity = None if found.similarity is None else round(float(found.similarity), 6)
             results.append({"image": path, "classes": [
-                {"id": found.class_id, "label": label, "score": round(float(found.score), 6)}]})
+                {"id": found.class_id, "label": label, "score": round(float(found.score), 6),
+                 "closest": found.closest, "similarity": similarity, "reason": found.reason}]})
     return results
 
 
@@ -149,6 +151,7 @@ def print_results(results: list[dict], as_json: bool) -> None:
     for result in results:
         print(result["image"])
         for c in result["classes"]:
-            print(f"  {c['score']:.3f}  {c['label']}" + (f"  (id {c['id']})" if c["id"] is not None else ""))
+            print(f"  {c['score']:.3f}  {c['label']}" + (f"  (id {c['id']})" if c["id"] is not None else "")
+                  + (f"  (closest: {c['closest']})" if c.get("closest") and c["id"] is None else ""))
         if not result["classes"]:
             print("  (no class above the threshold)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from appliance.learning.recognizer import UNLIKE, Recognition
 from appliance.pipeline.result import Result
-from appliance.pipeline.smoothing import UNLIKE
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 KNOWN = (40, 200, 80)       # RGB: a taught class
@@ -35,18 +35,17 @@ def object_caption(obj, match) -> tuple[str, bool]:
     return f"{obj.label} {_percent(obj.score)}", False
 
 
-def recognition_caption(rec) -> str:
+def recognition_caption(rec: Recognition) -> str:
     """The banner text: "mug 92%" for a taught class; for unknown, what it was closest to and how close
     ("unknown - closest: mug, 31%" when two classes nearly tie, "..., 41% alike" when the frame looks like
     nothing taught and the probability would say 100%). Hershey fonts have no em dash, so "-"."""
     if rec.class_id is not None:
         return f"{rec.label} {_percent(rec.score)}"
-    closest = getattr(rec, "closest", None)
-    if closest is None:
+    if rec.closest is None:
         return "unknown"
-    if getattr(rec, "reason", None) == UNLIKE and getattr(rec, "similarity", None) is not None:
-        return f"unknown - closest: {closest}, {_percent(rec.similarity)} alike"
-    return f"unknown - closest: {closest}, {_percent(rec.score)}"
+    if rec.reason == UNLIKE and rec.similarity is not None:
+        return f"unknown - closest: {rec.closest}, {_percent(rec.similarity)} alike"
+    return f"unknown - closest: {rec.closest}, {_percent(rec.score)}"
 
 
 def annotate(frame: np.ndarray, result: Result | None) -> np.ndarray:

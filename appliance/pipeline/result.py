@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from appliance.learning.recognizer import Recognition
 
 
 @dataclass(frozen=True)
 class Result:
     frame_seq: int                       # the capture seq of the frame inferred
     mode: str                            # "classify" | "detect"
-    recognition: Any                     # smoothed Recognition(class_id, label, score, closest...) | None
+    recognition: Recognition | None      # smoothed over the last frames (pipeline.smoothing)
     classes: list = field(default_factory=list)   # base classifier's Class list (show_base_labels)
     objects: list = field(default_factory=list)   # detect mode: Object(id, score, bbox, label)
     timings: dict = field(default_factory=dict)   # stage -> ms for this frame
     matches: list = field(default_factory=list)   # detect mode: Recognition | None per object
-    raw_recognition: Any = None          # this frame's own Recognition before smoothing
+    raw_recognition: Recognition | None = None  # this frame's own, before smoothing
     time: float = 0.0                    # time.monotonic() when the result was made
 
     def to_dict(self) -> dict:
@@ -41,17 +42,15 @@ class Result:
         }
 
 
-def _recognition(rec: Any) -> dict | None:
+def _recognition(rec: Recognition | None) -> dict | None:
     """class_id null = unknown; closest / closest_id name the taught class it was closest to either way
     (null when nothing is taught), similarity its cosine to that class's closest sample, reason why an
     unknown was not named it ("unsure" | "unlike")."""
     if rec is None:
         return None
     class_id = None if rec.class_id is None else int(rec.class_id)
-    closest_id = getattr(rec, "closest_id", None)
-    similarity = getattr(rec, "similarity", None)
     return {"class_id": class_id, "label": rec.label, "score": round(float(rec.score), 4),
-            "closest_id": None if closest_id is None else int(closest_id),
-            "closest": getattr(rec, "closest", None),
-            "similarity": None if similarity is None else round(float(similarity), 4),
-            "reason": getattr(rec, "reason", None)}
+            "closest_id": None if rec.closest_id is None else int(rec.closest_id),
+            "closest": rec.closest,
+            "similarity": None if rec.similarity is None else round(float(rec.similarity), 4),
+            "reason": rec.reason}

@@ -9,39 +9,23 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable
-from typing import NamedTuple
 
-UNKNOWN = "unknown"
-# why an unknown was not named its closest class: learning.recognizer's values (kept equal by a test;
-# the pipeline does not import the learning package)
-UNSURE = "unsure"  # below the probability threshold: taught classes nearly tie
-UNLIKE = "unlike"  # below min_similarity: the frame looks like nothing taught
+from appliance.learning.recognizer import UNKNOWN_LABEL, UNSURE, Recognition
 
 
-class Vote(NamedTuple):  # the same fields as learning.recognizer.Recognition
-    class_id: int | None
-    label: str
-    score: float
-    closest_id: int | None = None    # the taught class the frame was closest to (None: nothing taught)
-    closest: str | None = None       # its label
-    similarity: float | None = None  # cosine to that class's closest sample
-    reason: str | None = None        # an unknown with a closest class: "unsure" | "unlike"
-
-
-def as_vote(rec, threshold: float) -> Vote:
+def as_vote(rec: Recognition | None, threshold: float) -> Recognition:
     """A recognition below the threshold, or without a class, counts as unknown (keeping its closest)."""
     if rec is None:
-        return Vote(None, UNKNOWN, 0.0)
-    similarity = getattr(rec, "similarity", None)
+        return Recognition(None, UNKNOWN_LABEL, 0.0)
+    similarity = rec.similarity
     if rec.class_id is None:
-        return Vote(None, UNKNOWN, float(rec.score), getattr(rec, "closest_id", None),
-                    getattr(rec, "closest", None), similarity, getattr(rec, "reason", None))
+        return rec._replace(label=UNKNOWN_LABEL, score=float(rec.score))
     if rec.score < threshold:
-        return Vote(None, UNKNOWN, float(rec.score), rec.class_id, rec.label, similarity, UNSURE)
-    return Vote(rec.class_id, rec.label, float(rec.score), rec.class_id, rec.label, similarity)
+        return Recognition(None, UNKNOWN_LABEL, float(rec.score), rec.class_id, rec.label, similarity, UNSURE)
+    return Recognition(rec.class_id, rec.label, float(rec.score), rec.class_id, rec.label, similarity)
 
 
-def _most_frequent(votes: list[Vote], key) -> list[Vote]:
+def _most_frequent(votes: list[Recognition], key) -> list[Recognition]:
     """The votes sharing the most frequent key; ties go to the key seen most recently."""
     counts = Counter(key(v) for v in votes)
     last_seen = {key(v): i for i, v in enumerate(votes)}
@@ -53,7 +37,7 @@ def _mean(values: list[float | None]) -> float | None:
     return None if not values or None in values else sum(values) / len(values)
 
 
-def majority(votes: Iterable[Vote]) -> Vote | None:
+def majority(votes: Iterable[Recognition]) -> Recognition | None:
     """The most frequent class; ties go to the class seen most recently; score = its mean score. When
     unknown wins, its closest class is the one most of the unknown votes were closest to, with their
     mean score and similarity (so the number shown belongs to the class named)."""
@@ -73,9 +57,9 @@ class Smoother:
 
     def __init__(self, frames: int = 5, threshold: float = 0.6) -> None:
         self.threshold = threshold
-        self._votes: deque[Vote] = deque(maxlen=max(1, int(frames)))
+        self._votes: deque[Recognition] = deque(maxlen=max(1, int(frames)))
 
-    def update(self, rec) -> Vote:
+    def update(self, rec: Recognition | None) -> Recognition:
         self._votes.append(as_vote(rec, self.threshold))
         return majority(self._votes)
 

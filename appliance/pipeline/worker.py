@@ -50,7 +50,7 @@ def _recognition_key(result: Result) -> tuple:
     """What counts as 'the recognition changed' (for events): the smoothed class (and for unknown the class
     it is closest to) and detected labels."""
     rec = result.recognition
-    head = (None, None, None) if rec is None else (rec.class_id, rec.label, getattr(rec, "closest", None))
+    head = (None, None, None) if rec is None else (rec.class_id, rec.label, rec.closest)
     if result.mode != "detect":
         return head
     labels = []
