@@ -79,14 +79,22 @@ function renderStatus(s) {
   if (s.result !== undefined) renderRecognition(s.result);
 }
 
-// the demo camera: which photo shows and for how long (it holds still while a burst records)
+// the demo camera: which photo shows and for how long (it holds still while a burst records). The
+// status comes once a second, so the time left counts down here between two of them.
+let demo = null;  // {name, held, until (performance.now() ms)}
 function renderDemo(d) {
   document.querySelectorAll(".demo").forEach((el) => { el.hidden = !d; });
-  if (!d) return;
-  const name = String(d.showing || "").replace(/\.[a-z0-9]+$/i, "");
-  $("s-demo").textContent = d.held ? `${name} (held still while teaching)`
-    : `${name} (${number(d.seconds_left, 1)} s left)`;
+  demo = d ? { name: String(d.showing || "").replace(/\.[a-z0-9]+$/i, ""), held: Boolean(d.held),
+               until: performance.now() + 1000 * (Number(d.seconds_left) || 0) } : null;
+  showDemo();
 }
+function showDemo() {
+  if (!demo) return;
+  const left = (demo.until - performance.now()) / 1000;
+  $("s-demo").textContent = demo.held ? `${demo.name} (held still while teaching)`
+    : left > 0 ? `${demo.name} (${number(left, 1)} s left)` : `${demo.name} (changing now)`;
+}
+setInterval(showDemo, 200);
 
 // "mqtt: connected" or "mqtt: disconnected (reason)"; hidden while MQTT is off
 function renderMqtt(m) {
