@@ -1,4 +1,4 @@
-"""Few-shot top-1 accuracy of the heads on ../shared/data/flowers with the real embedding extractor.
+"""Few-shot top-1 accuracy of the heads on a labelled photo set with the real embedding extractor.
 
 Protocol: for k shots smaller than a class's photo count, each split draws k training photos per class at
 random and tests on every other photo; at k >= the photo count (20-shot on the 20-photo set) there is
@@ -8,10 +8,13 @@ one-out: the held-out photo's class then has one photo fewer). Embeddings are co
 With --mirror every training photo also contributes the embedding of its horizontal mirror (as a teacher
 storing both would); test photos are never mirrored. With --open-set it also prints, per shot count and
 similarity threshold, how many test photos keep their picked class (cosine to the class's closest training
-sample >= t, see learning.openset) and how many unrelated photos (--unrelated, default ../shared/images)
-would be accepted.
+sample >= t, see learning.openset) and how many unrelated photos (--unrelated DIR) would be accepted.
 
-    python -m appliance.bench.fewshot [--splits N] [--shots 1 5 10 20] [--mirror] [--open-set] [--json]
+    python -m appliance.bench.fewshot --flowers DIR [--splits N] [--shots 1 5 10 20] [--mirror]
+        [--open-set --unrelated DIR] [--json]
+
+(The development machines keep the flower set in ../shared/data/flowers and unrelated photos in
+../shared/images; the tool is given them, it never looks for them.)
 """
 
 import argparse
@@ -24,11 +27,8 @@ import numpy as np
 
 from appliance.learning.heads import fit_head
 from appliance.learning.openset import sample_index
-from appliance.paths import REPO_ROOT
 from appliance.vision import backends
 
-DEFAULT_FLOWERS = REPO_ROOT.parent / "shared" / "data" / "flowers"
-DEFAULT_UNRELATED = REPO_ROOT.parent / "shared" / "images"
 OPEN_SET_THRESHOLDS = (0.45, 0.5, 0.55, 0.6, 0.65)
 EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor"
 HEADS = ("imprint", "softmax", "auto")
@@ -126,8 +126,8 @@ def load_embedder(model: str, device: str):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m appliance.bench.fewshot",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--flowers", type=Path, default=DEFAULT_FLOWERS,
-                        help="one folder of photos per class")
+    parser.add_argument("--flowers", type=Path, required=True, metavar="DIR",
+                        help="one folder of photos per class (e.g. ../shared/data/flowers)")
     parser.add_argument("--model", default=EMBEDDER, help="embedding extractor (path or manifest name)")
     parser.add_argument("--device", default="cpu", choices=backends.device_choices())
     parser.add_argument("--splits", type=int, default=20, metavar="N", help="random splits per shot count")
@@ -138,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train on each training photo's horizontal mirror")
     parser.add_argument("--open-set", action="store_true",
                         help="also print how the open-set similarity check keeps / rejects photos")
-    parser.add_argument("--unrelated", type=Path, default=DEFAULT_UNRELATED,
-                        help="photos of other things, for --open-set")
+    parser.add_argument("--unrelated", type=Path, metavar="DIR",
+                        help="photos of other things, for --open-set (e.g. ../shared/images)")
     parser.add_argument("--json", action="store_true", help="print JSON to stdout")
     args = parser.parse_args(argv)
+    if args.open_set and args.unrelated is None:
+        parser.error("--open-set needs --unrelated DIR (photos of things that are none of the classes)")
     from appliance.errors import ApplianceError
 
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from appliance.config import apply_overrides, demo_config
 from appliance.model_files import ENV_MODELS_FROM
-from appliance.paths import REPO_ROOT
+from appliance.vision import backends
 from appliance.web.throttle import Throttle
 
 PASSWORD = "the right password"
@@ -171,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each phase")
     parser.add_argument("--guessers", type=int, default=8, help="guessing threads, one address each")
-    images = REPO_ROOT.parent / "shared" / "images"
-    parser.add_argument("--source", default=str(images) if images.is_dir() else "demo")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "edgetpu"))
+    parser.add_argument("--source", default="demo",
+                        help="camera source (default: the demo camera's photos; any source `run` takes)")
+    parser.add_argument("--device", default="auto", choices=backends.device_choices())
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     result = run_bench(args.seconds, args.guessers, args.source, args.device)

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from appliance import model_files
+from appliance.assets import FOLDER
 from appliance.errors import ApplianceError
-from appliance.paths import REPO_ROOT
 from appliance.vision import backends
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
@@ -27,7 +27,7 @@ from appliance.vision.model import load_model
 
 DEFAULT_MODELS = ("mobilenet_v2_1.0_224_quant", "ssd_mobilenet_v1_coco_quant_2018_06_29_detect",
                   "mobilenet_v1_1.0_224_quant_embedding_extractor")
-DEFAULT_IMAGE = REPO_ROOT.parent / "shared" / "images" / "kite_and_cold.jpg"
+DEFAULT_IMAGE = FOLDER / "parrot.jpg"  # shipped with the package (assets/ATTRIBUTION.md)
 FRAME_SIZE = (640, 480)
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from appliance.config import apply_overrides, demo_config
 from appliance.model_files import ENV_MODELS_FROM
-from appliance.paths import REPO_ROOT
 from appliance.vision import backends
 
 
@@ -181,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
-    images = REPO_ROOT.parent / "shared" / "images"
-    parser.add_argument("--source", default=str(images) if images.is_dir() else "demo",
-                        help="camera source (default: ../shared/images beside the checkout, else demo)")
+    parser.add_argument("--source", default="demo",
+                        help="camera source (default: the demo camera's photos; any source `run` takes)")
     parser.add_argument("--unthrottled", action="store_true",
                         help="let the source go as fast as inference can (CPU-bound loop: the harshest case)")
     parser.add_argument("--device", default="auto", choices=backends.device_choices())

@@ -3,7 +3,10 @@
 The appliance's answer for a photo is its Embedder (whole photo resized, dequantised, L2-normalised)
 followed by the store's head; the export's is the .tflite run by ai-edge-litert on the same resized
 RGB uint8 pixels, its top class the argmax of its uint8 scores (ties go to the first, as any argmax).
-Run: python -m appliance.learning.export_agreement [--per-class N] [--head auto|imprint|softmax]
+Run: python -m appliance.learning.export_agreement --flowers DIR --imprinting DIR [--per-class N]
+     [--head auto|imprint|softmax]
+(on the development machines: ../shared/data/flowers and ../shared/images/imprinting; the embedder is
+found as everywhere else: the models folder, then --from / APPLIANCE_MODELS_FROM)
 """
 
 import argparse
@@ -17,9 +20,7 @@ import numpy as np
 from appliance.learning.model_identity import model_identity
 from appliance.learning.store import ClassStore
 from appliance.learning.tflite_export import Export, export_tflite
-from appliance.paths import REPO_ROOT
 
-SHARED = REPO_ROOT.parent / "shared"
 EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 
 
@@ -72,6 +73,7 @@ def run_set(name: str, photos: dict[str, list], train: dict[str, int], embedder,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from appliance.model_files import default_models_dir, resolve_model
     from appliance.vision.embed import Embedder
     from appliance.vision.images import read_image
     from appliance.vision.model import load_model
@@ -79,15 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=5, help="flower photos taught per class")
     parser.add_argument("--head", default="auto", choices=("auto", "imprint", "softmax"))
-    parser.add_argument("--models", type=Path, default=SHARED / "models")
+    parser.add_argument("--flowers", type=Path, required=True, metavar="DIR",
+                        help="one folder of .jpg photos per class")
+    parser.add_argument("--imprinting", type=Path, required=True, metavar="DIR",
+                        help="Coral's imprinting photos (LABEL_train_N.bmp, LABEL_test_N.bmp)")
+    parser.add_argument("--models-dir", type=Path, help="default: the configured models folder")
     args = parser.parse_args(argv)
-    path = args.models / EMBEDDER
+    path = resolve_model(EMBEDDER, models_dir=args.models_dir or default_models_dir())
     embedder = Embedder(load_model(path, device="cpu"))
-    flowers = SHARED / "data" / "flowers"
+    flowers = args.flowers
     photos = {d.name: [read_image(p) for p in sorted(d.glob("*.jpg"))]
               for d in sorted(flowers.iterdir()) if d.is_dir()}
     rows = [run_set("flowers", photos, {k: args.per_class for k in photos}, embedder, path, args.head)]
-    imprinting = SHARED / "images" / "imprinting"
+    imprinting = args.imprinting
     pets: dict[str, list] = {}
     train: dict[str, int] = {}
     for p in sorted(imprinting.glob("*_train_*.bmp")) + sorted(imprinting.glob("*_test_*.bmp")):
