@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from appliance.vision import backends
+from appliance.errors import DeviceError
+from appliance.vision import backends, edgetpu
 
 
 class Bad(Exception):
@@ -93,9 +94,11 @@ def _not_empty(value: str) -> None:
 
 
 def _edgetpu_device(value: str) -> None:
-    if not re.fullmatch(r"(|usb|usb:\d+|pci|pci:\d+|:\d+)", value):
-        raise Bad(f'is "{value}", not an Edge TPU device name',
-                   'use "" (first found), "usb", "usb:N", "pci", "pci:N" or ":N"')
+    """The runtime's own parser (vision.edgetpu.device_options) decides, so both accept the same names."""
+    try:
+        edgetpu.device_options(value)
+    except DeviceError as exc:
+        raise Bad(f'is "{value}", not an Edge TPU device name', exc.fix) from None
 
 
 def _pins(value: tuple[int, ...]) -> None:
