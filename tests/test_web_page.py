@@ -58,6 +58,11 @@ def test_page_streams_teaches_renames_and_deletes(browser, base_url):
         expect(page.locator("#backend")).to_have_text(re.compile(r"CPU|Edge TPU"), timeout=10_000)
         expect(page.locator("#s-fps")).to_have_text(re.compile(r"\d+\.\d / \d+\.\d"), timeout=10_000)
         expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=10_000)  # SSE open
+        # on a phone the live view comes first, every card in reading order, nothing wider than the screen
+        tops = page.evaluate("""['.view', '.teach', '.classes', '.status', '.own-model'].map(
+            (sel) => document.querySelector(sel).getBoundingClientRect().top)""")
+        assert tops == sorted(tops), f"cards out of reading order on a phone: {tops}"
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
         expect(page.locator("#warning")).to_be_hidden()  # device=cpu asked for: no warning
 
         label = f"<b>Mug {uuid.uuid4().hex[:4]}</b>"  # markup must show as text
@@ -83,7 +88,7 @@ def test_page_streams_teaches_renames_and_deletes(browser, base_url):
             return shown if shown[0] == "unknown" and "closest" in shown[1] else None
 
         shown = wait_for(unknown_now, timeout=30, interval=0.2)
-        closest = re.fullmatch(r"— closest: (.+), \d+ %( alike)?", shown[1])
+        closest = re.fullmatch(r"— closest: (.+), \d+\s%( alike)?", shown[1])
         assert closest, shown
         taught = page.locator("#class-list .class .label").all_text_contents()
         assert closest.group(1) in taught, (shown, taught)

@@ -128,8 +128,8 @@ function closestText(rec, el) {
   const unlike = rec.reason === "unlike" && typeof rec.similarity === "number";
   el.title = unlike ? "looks like nothing taught: how alike it is to the closest sample of that class"
     : "too unsure to name it: how sure the best guess was";
-  return unlike ? `— closest: ${rec.closest}, ${Math.round(rec.similarity * 100)} % alike`
-    : `— closest: ${rec.closest}, ${Math.round((rec.score || 0) * 100)} %`;
+  return unlike ? `— closest: ${rec.closest}, ${Math.round(rec.similarity * 100)}\u00a0% alike`
+    : `— closest: ${rec.closest}, ${Math.round((rec.score || 0) * 100)}\u00a0%`;
 }
 
 function renderRecognition(data) {
@@ -144,7 +144,7 @@ function renderRecognition(data) {
     score.textContent = classes.length ? closestText(rec, score) : "";
   } else if (rec && rec.label) {
     label.textContent = rec.label;
-    score.textContent = typeof rec.score === "number" ? `${Math.round(rec.score * 100)} %` : "";
+    score.textContent = typeof rec.score === "number" ? `${Math.round(rec.score * 100)}\u00a0%` : "";
   } else if (objects.length) {
     label.textContent = `${objects.length} object${objects.length > 1 ? "s" : ""}`;
     score.textContent = "";
@@ -158,7 +158,7 @@ function renderRecognition(data) {
   list.replaceChildren(...objects.slice(0, 8).map((o) => {
     const li = document.createElement("li");
     const name = o.match && o.match.label ? `${o.match.label} (${o.label})` : o.label;
-    li.textContent = `${name} ${Math.round((o.score || 0) * 100)} %`;
+    li.textContent = `${name} ${Math.round((o.score || 0) * 100)}\u00a0%`;
     return li;
   }));
   const id = rec && rec.class_id !== undefined ? rec.class_id : null;
