@@ -62,7 +62,8 @@ def test_page_streams_teaches_renames_and_deletes(browser, base_url):
         tops = page.evaluate("""['.view', '.teach', '.classes', '.status', '.own-model'].map(
             (sel) => document.querySelector(sel).getBoundingClientRect().top)""")
         assert tops == sorted(tops), f"cards out of reading order on a phone: {tops}"
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
+        wide = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert not wide, "the page is wider than a phone's screen"
         expect(page.locator("#warning")).to_be_hidden()  # device=cpu asked for: no warning
 
         label = f"<b>Mug {uuid.uuid4().hex[:4]}</b>"  # markup must show as text
