@@ -79,7 +79,7 @@ case "${1:-}" in
         apt_install chromium systemd shellcheck gcc libc6-dev mosquitto openssl
         setup_venv "[test]"
         dev_models_from
-        "$VENV/bin/ruff" check appliance tests
+        "$VENV/bin/ruff" check appliance tests tools
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     arm64-check)
