@@ -73,8 +73,8 @@ class OneShotModels:
         if fix == RESTART_FIX:  # the service's words ("restarts by itself"): a command does not
             fix = CRASH_FIX
         device = self.vision.device
-        present = backends.accelerators() if device == backends.AUTO else [backends.get(device)]
-        label = "/".join(b.label for b in present if b.present()) or backends.label(device)
+        candidates = backends.accelerators() if device == backends.AUTO else [backends.get(device)]
+        label = "/".join(b.label for b in candidates if b.present()) or backends.label(device)
         words = f"running {path.name} on the {label} failed: {problem}; {runtime_line()}"
         cpu_path = twin_for(path, backends.CPU)
         if device != backends.AUTO or not cpu_path.is_file():
