@@ -5,6 +5,7 @@ fails to load, segfaults, aborts or hangs, as a test chooses."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,41 @@ def coral_sysfs(root: Path, speed: str = "5000") -> Path:
     (device / "idProduct").write_text("9302\n")
     (device / "speed").write_text(speed + "\n")
     return root
+
+
+def coral_env(tmp_path: Path, fake_lib: Path, models_dir: Path, mode: str = "works") -> tuple[dict, Path]:
+    """(environment, mode file) of a machine with a Coral plugged in and the stand-in runtime installed:
+    write "works", "fail", "segv", "abort" or "hang" into the mode file to change what it does."""
+    mode_file = tmp_path / "fake-mode"
+    mode_file.write_text(mode + "\n")
+    env = {**os.environ, "APPLIANCE_MODELS_FROM": str(models_dir), "APPLIANCE_EDGETPU_LIB": str(fake_lib),
+           "APPLIANCE_SYS_ROOT": str(coral_sysfs(tmp_path / "sys")), "FAKE_EDGETPU_MODE_FILE": str(mode_file),
+           "FAKE_EDGETPU_LOG": str(tmp_path / "fake.log"), "PYTHONUNBUFFERED": "1"}
+    return env, mode_file
+
+
+def delegate_pids(tmp_path: Path, event: str = "create") -> set[int]:
+    """The processes the stand-in's log says created (or prepared) a delegate."""
+    log = tmp_path / "fake.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return {int(line.rsplit("pid=", 1)[1]) for line in lines if line.startswith(event + " ")}
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Live processes whose environment mentions `marker` (a test's temporary path): what it started
+    and left running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def free_port() -> int:

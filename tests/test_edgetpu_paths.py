@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 import pytest
-from edgetpu_helpers import Appliance, build_fake_libedgetpu, coral_sysfs, http
+from edgetpu_helpers import Appliance, build_fake_libedgetpu, coral_env, http
 
 from appliance.paths import REPO_ROOT
 
@@ -32,11 +32,7 @@ def fake_lib(tmp_path_factory):
 @pytest.fixture
 def box(tmp_path, fake_lib, models_dir):
     """The environment of a machine with a Coral plugged in and the stand-in runtime installed."""
-    mode = tmp_path / "fake-mode"
-    mode.write_text("works\n")
-    env = {**os.environ, "APPLIANCE_MODELS_FROM": str(models_dir), "APPLIANCE_EDGETPU_LIB": str(fake_lib),
-           "APPLIANCE_SYS_ROOT": str(coral_sysfs(tmp_path / "sys")), "FAKE_EDGETPU_MODE_FILE": str(mode),
-           "FAKE_EDGETPU_LOG": str(tmp_path / "fake.log"), "PYTHONUNBUFFERED": "1"}
+    env, mode = coral_env(tmp_path, fake_lib, models_dir)
     return tmp_path, env, mode
 
 

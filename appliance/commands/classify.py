@@ -37,12 +37,24 @@ def register(subparsers) -> None:
 
 
 class Session:
-    """What every vision command needs: settings, a resolved and loaded model, labels, images."""
+    """What every vision command needs: settings, a resolved and loaded model, labels, images. Use it
+    with `with`: a model on an accelerator runs in an inference worker, stopped at the end."""
 
     def __init__(self, args) -> None:
+        from appliance.config import apply_overrides
+        from appliance.inference.oneshot import OneShotModels
+
         self.args = args
-        self.models_dir, self.models_from, self.config = load_settings(args)
+        self.models_dir, self.models_from, config = load_settings(args)
+        self.config = apply_overrides(config, device=args.device, edgetpu_device=args.edgetpu_device)
         self.vision = self.config.vision
+        self.models = OneShotModels(self.vision)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.models.close()
 
     def resolve(self, name: str) -> Path:
         from appliance.model_files import resolve_model
@@ -50,15 +62,10 @@ class Session:
         return resolve_model(name, models_dir=self.models_dir, models_from=self.models_from)
 
     def load(self, name: str, kind: str | None = None):
-        from appliance.vision.model import load_model
-
-        device = self.args.device or self.vision.device
-        spec = self.args.edgetpu_device
-        spec = self.vision.edgetpu_device if spec is None else spec
-        threads = self.vision.num_threads
+        """In this process on the CPU; on an accelerator in an inference worker, so a runtime that
+        crashes or hangs is an error naming it (see appliance.inference.oneshot)."""
         with library_errors(f"loading {name}"):
-            return load_model(self.resolve(name), device=device, edgetpu_device=spec, num_threads=threads,
-                              kind=kind)
+            return self.models.load(self.resolve(name), kind=kind)
 
     def labels(self, model) -> dict[int, str] | None:
         from appliance.model_files import labels_for_model
@@ -95,24 +102,26 @@ def library_errors(doing: str):
 
 
 def run(args) -> int:
-    session = Session(args)
-    if args.store is not None:
-        results = classify_with_store(session)
-    else:
-        from appliance.vision.classify import Classifier
-
-        name = args.model or session.vision.classifier
-        model = session.load(name)
-        classifier = Classifier(model, session.labels(model))
-        images = session.images()
-        results = []
-        with library_errors("classification"):
-            for path, rgb in zip(args.images, images, strict=True):
-                classes = classifier.classify(rgb, top_k=args.top_k, threshold=args.threshold)
-                results.append({"image": path, "classes": [
-                    {"id": c.id, "label": c.label, "score": round(c.score, 6)} for c in classes]})
+    with Session(args) as session:
+        results = classify_with_store(session) if args.store is not None else classify(session)
     print_results(results, args.json)
     return 0
+
+
+def classify(session: Session) -> list[dict]:
+    from appliance.vision.classify import Classifier
+
+    args = session.args
+    model = session.load(args.model or session.vision.classifier)
+    classifier = Classifier(model, session.labels(model))
+    images = session.images()
+    results = []
+    with library_errors("classification"):
+        for path, rgb in zip(args.images, images, strict=True):
+            classes = classifier.classify(rgb, top_k=args.top_k, threshold=args.threshold)
+            results.append({"image": path, "classes": [
+                {"id": c.id, "label": c.label, "score": round(c.score, 6)} for c in classes]})
+    return results
 
 
 def classify_with_store(session: Session) -> list[dict]:

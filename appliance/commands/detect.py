@@ -18,19 +18,19 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from appliance.vision.detect import Detector
 
-    session = Session(args)
-    config = session.config
-    threshold = args.threshold if args.threshold is not None else config.recognition.detect_threshold
-    model = session.load(args.model or config.vision.detector)
-    detector = Detector(model, session.labels(model))
-    images = session.images()
-    results = []
-    with library_errors("detection"):
-        for path, rgb in zip(args.images, images, strict=True):
-            objects = detector.detect(rgb, threshold=threshold)
-            results.append({"image": path, "objects": [
-                {"id": o.id, "label": o.label, "score": round(o.score, 6), "bbox": list(o.bbox)}
-                for o in objects]})
+    with Session(args) as session:
+        config = session.config
+        threshold = args.threshold if args.threshold is not None else config.recognition.detect_threshold
+        model = session.load(args.model or config.vision.detector)
+        detector = Detector(model, session.labels(model))
+        images = session.images()
+        results = []
+        with library_errors("detection"):
+            for path, rgb in zip(args.images, images, strict=True):
+                objects = detector.detect(rgb, threshold=threshold)
+                results.append({"image": path, "objects": [
+                    {"id": o.id, "label": o.label, "score": round(o.score, 6), "bbox": list(o.bbox)}
+                    for o in objects]})
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()

@@ -38,13 +38,14 @@ def run(args) -> int:
     from appliance.vision.embed import Embedder
 
     label = validate_label(args.label)  # before loading anything: a bad label fails fast
-    session = Session(args)
-    embedder = Embedder(session.load(args.model or session.vision.embedder, kind="embedder"))
-    images = session.images()  # an unreadable photo leaves no new, empty store behind
+    with Session(args) as session:
+        embedder = Embedder(session.load(args.model or session.vision.embedder, kind="embedder"))
+        images = session.images()  # an unreadable photo leaves no new, empty store behind
+        with library_errors("computing embeddings"):  # before the store: a crash leaves no empty store
+            embeddings = [embedder.embed(rgb) for rgb in images]
     store = open_store(session, args.store, model_identity(embedder.model.path))
     with store:
-        with library_errors("computing embeddings"):
-            embeddings = [embedder.embed(rgb) for rgb in images]
+        with library_errors("making thumbnails"):
             thumbs = [thumbnail(rgb) for rgb in pick_evenly(images, store.max_thumbnails)]
         before = store.find(label)
         info = Classes(store).teach_samples(label, embeddings, thumbs)

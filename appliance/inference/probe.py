@@ -60,11 +60,17 @@ def probe_configured(config, models_dir: Path) -> ProbeResult:
                          device_spec=v.edgetpu_device, timeout_s=v.first_result_timeout_s)
 
 
-def _failed(exc: ApplianceError) -> ProbeResult:
-    """One line: what stopped the probe, the runtime and libedgetpu in play, and the fix (a crash or a
-    hang is the mismatched pair's signature; an error the runtime reported carries its own fix)."""
+def failure_words(exc: ApplianceError) -> tuple[str, str]:
+    """(problem on one line, fix) for an Edge TPU run that failed: a crash or a hang is the mismatched
+    pair's signature (the fix installs the matched pair); an error the runtime reported carries its own
+    fix. Callers add runtime_line(), so the message names the runtime and libedgetpu in play."""
     problem = " ".join(exc.problem.split())
-    fix = CRASH_FIX if isinstance(exc, WorkerError) or not exc.fix else exc.fix
+    return problem, CRASH_FIX if isinstance(exc, WorkerError) or not exc.fix else exc.fix
+
+
+def _failed(exc: ApplianceError) -> ProbeResult:
+    """One line: what stopped the probe, the runtime and libedgetpu in play, and the fix."""
+    problem, fix = failure_words(exc)
     return ProbeResult(False, f"the probe failed ({problem}); {runtime_line()}", fix, None)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,20 @@ class WorkerSettings:
     stable_after_s: float = 30.0           # a worker serving this long resets the failure count
 
 
+def worker_for(vision, paths: Mapping[str, Path], *, kinds: Mapping[str, str | None] | None = None,
+               simulate_ms: float = 0.0) -> InferenceWorker:
+    """An InferenceWorker (not started yet) for one model per role, with the config's `[vision]` device,
+    Edge TPU, threads and timeouts: what the appliance and the one-shot commands both start."""
+    kinds = kinds or {}
+    specs = [ModelSpec(role, str(path), vision.device, vision.edgetpu_device, vision.num_threads,
+                       kinds.get(role), simulate_ms) for role, path in paths.items()]
+    settings = WorkerSettings(result_timeout_s=vision.result_timeout_s,
+                              start_timeout_s=vision.first_result_timeout_s,
+                              first_result_timeout_s=vision.first_result_timeout_s,
+                              failures_before_fallback=vision.failures_before_fallback)
+    return InferenceWorker(specs, vision.device, settings)
+
+
 class InferenceWorker:
     """Owns the current WorkerClient; models reach it through RemoteModel (one per role)."""
 
@@ -58,21 +73,25 @@ class InferenceWorker:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, *, supervise: bool = True) -> None:
         """Start the first worker, then supervise it. A wrong model file is the start-up's error; an
-        accelerator that crashes, hangs or fails is not: the page comes up and the worker is retried."""
+        accelerator that crashes, hangs or fails is not: the page comes up and the worker is retried.
+
+        supervise=False is for a one-shot command: every failure to start is raised, and a worker that
+        dies stays dead (its callers get the WorkerError), so the command decides what follows."""
         try:
             self._client = self._new_client()
         except ModelError:
             raise
         except ApplianceError as exc:
-            if self._device_now() == backends.CPU:
+            if not supervise or self._device_now() == backends.CPU:
                 raise
             self._failed(exc)
             self._described = {spec.role: describe_on_cpu(spec) for spec in self.specs}
             self._wake.set()
-        self._thread = threading.Thread(target=self._supervise, name="inference-supervisor", daemon=True)
-        self._thread.start()
+        if supervise:
+            self._thread = threading.Thread(target=self._supervise, name="inference-supervisor", daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
