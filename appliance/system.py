@@ -22,8 +22,7 @@ from appliance.classes import Classes
 from appliance.controls import Controls
 from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError, ConflictError
-from appliance.inference.protocol import ModelSpec
-from appliance.inference.supervisor import InferenceWorker, RemoteModel, WorkerSettings
+from appliance.inference.supervisor import InferenceWorker, RemoteModel, worker_for
 from appliance.learning.model_identity import model_identity
 from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
@@ -70,13 +69,8 @@ class Models:
             loaded = {role: load_model(path, device=v.device, edgetpu_device=v.edgetpu_device,
                                        num_threads=v.num_threads) for role, (path, _) in roles.items()}
         else:
-            specs = [ModelSpec(role, str(path), v.device, v.edgetpu_device, v.num_threads, None, simulate_ms)
-                     for role, (path, _) in roles.items()]
-            settings = WorkerSettings(result_timeout_s=v.result_timeout_s,
-                                      start_timeout_s=v.first_result_timeout_s,
-                                      first_result_timeout_s=v.first_result_timeout_s,
-                                      failures_before_fallback=v.failures_before_fallback)
-            self.worker = InferenceWorker(specs, v.device, settings)
+            self.worker = worker_for(v, {role: path for role, (path, _) in roles.items()},
+                                     simulate_ms=simulate_ms)
             if (v.probe_at_start and v.device != backends.CPU
                     and any(b.present() for b in backends.accelerators())):
                 self._probe_first(config)

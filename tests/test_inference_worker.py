@@ -163,3 +163,20 @@ def test_a_program_that_exits_without_closing_its_worker_still_exits(models_dir)
             "    print('started', flush=True)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "started" in done.stdout, done.stderr
+
+
+def test_after_a_fallback_a_model_named_by_its_edgetpu_file_runs_as_its_cpu_twin(models_dir, local,
+                                                                                 images_dir):
+    compiled = models_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite"
+    if not compiled.exists():
+        pytest.skip(f"{compiled.name} is not in the models folder (the compiled twin of {TINY})")
+    worker = InferenceWorker([ModelSpec("classifier", str(compiled), "auto", "", 1)], "auto")
+    worker.fall_back("the Edge TPU failed (test): running on the CPU")  # as the start-up probe does
+    worker.start()
+    try:
+        remote = Classifier(RemoteModel(worker, "classifier"))
+        rgb = read_image(images_dir / "parrot.jpg")
+        assert remote.classify(rgb, top_k=3) == local.classify(rgb, top_k=3)  # the CPU twin's answer
+        assert worker.backend == "cpu" and worker.alive
+    finally:
+        worker.close()

@@ -22,6 +22,7 @@ from appliance.inference.child import describe_on_cpu
 from appliance.inference.client import RESTART_FIX, Ticket, WorkerClient, WorkerError
 from appliance.inference.protocol import ModelInfo, ModelSpec
 from appliance.vision import backends
+from appliance.vision.model import twin_for
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,13 @@ class WorkerSettings:
     restart_pause_s: float = 0.5           # doubles after each failure in a row ...
     max_restart_pause_s: float = 30.0      # ... up to this
     stable_after_s: float = 30.0           # a worker serving this long resets the failure count
+
+
+def on_cpu(spec: ModelSpec) -> ModelSpec:
+    """The spec run on the CPU after a fallback: a model named by its Edge TPU file (m_edgetpu.tflite)
+    runs as its CPU twin (m.tflite) when that is beside it, since the compiled file cannot run there."""
+    twin = twin_for(Path(spec.path), backends.CPU)
+    return spec._replace(device=backends.CPU, path=str(twin) if twin.exists() else spec.path)
 
 
 def worker_for(vision, paths: Mapping[str, Path], *, kinds: Mapping[str, str | None] | None = None,
@@ -107,8 +115,8 @@ class InferenceWorker:
         return backends.CPU if self.fallback_reason else self.device
 
     def _new_client(self) -> WorkerClient:
-        device = self._device_now()
-        specs = [spec._replace(device=device) for spec in self.specs]
+        specs = ([on_cpu(spec) for spec in self.specs] if self.fallback_reason
+                 else [spec._replace(device=self.device) for spec in self.specs])
         s = self.settings
         client = WorkerClient(specs, start_timeout_s=s.start_timeout_s, result_timeout_s=s.result_timeout_s,
                               first_result_timeout_s=s.first_result_timeout_s)
