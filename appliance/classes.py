@@ -188,9 +188,7 @@ class Classes:
         version of a fleet set replaces what the older one brought)."""
         keys = {label_key(label) for label in replacing}
         removed = [info.id for info in self.store.list_classes() if label_key(info.label) in keys]
-        for class_id in removed:
-            self.store.delete(class_id)
-        imported = self.store.import_(path)
+        imported = self.store.import_(path, replacing=replacing)  # one transaction: all or nothing
         if imported or removed:
             self._changed("imported", imported[0].id if imported else removed[0])
         return imported

@@ -133,6 +133,11 @@ def test_rename_delete_import_each_publish_the_class_list(tmp_path, rig):
     assert classes.find("KITTY").label == "Kitty" and class_dict(classes.find("dog"))["samples"] == 3
     with pytest.raises(NotFoundError, match="no class labelled"):
         classes.find("bird")
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"SQLite format 3\x00" + bytes(4000))  # a cut-off download
+    with pytest.raises(ApplianceError):
+        classes.import_(broken, replacing=["kitty"])
+    assert sorted(c.label for c in classes.list()) == ["Kitty", "dog"], "nothing replaced by a bad file"
 
 
 def test_without_a_camera_teaching_says_how_to_teach(tmp_path):

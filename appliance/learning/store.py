@@ -324,16 +324,20 @@ class ClassStore:
         with self._lock:
             store_transfer.write_export(self._conn, self.path, Path(path))
 
-    def import_(self, path: str | Path) -> list[ClassInfo]:
+    def import_(self, path: str | Path, *, replacing: Iterable[str] = ()) -> list[ClassInfo]:
         """Merge the classes exported in `path` into this store by label, in one transaction.
 
         A class whose label matches an existing one (ignoring case) gets the imported samples appended (past
         max_samples the oldest are dropped, so imported samples win) and its thumbnails; other classes are
         created with their label and creation time. Refuses an export taught with another embedding model.
+        The classes labelled `replacing` are deleted first, in the same transaction: an export that cannot
+        be read leaves them as they were.
         """
         classes = store_transfer.read_export(Path(path), self.embedding_model, self.path)
+        keys = [label_key(label) for label in replacing]
         now = time.time()
         with self._transaction(f"importing {path}", write=True) as conn:
+            conn.executemany("DELETE FROM classes WHERE label_key = ?", [(k,) for k in keys])
             ids: list[int] = []
             for c in classes:
                 ids.append(self._class_id(conn, c.label, c.created, now))
