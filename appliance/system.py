@@ -28,7 +28,7 @@ from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
 from appliance.pipeline.events import EventBus
 from appliance.pipeline.hub import FrameHub
-from appliance.pipeline.infer import Engines, Inference, InferSettings, main_object_crop
+from appliance.pipeline.infer import Engines, Inference, InferSettings
 from appliance.pipeline.result import Result
 from appliance.pipeline.stats import Stats
 from appliance.pipeline.worker import Pipeline, PipelineSettings
@@ -179,12 +179,10 @@ class System:
         self.pipeline = Pipeline(source, self.inference,
                                  PipelineSettings.from_config(config, pace_to_consumer=pace_to_consumer),
                                  stats=self.stats, hub=self.hub, events=self.events)
-        self.teacher = Teacher.from_config(config, self.pipeline, self.models.embedder)
+        self.teacher = Teacher.from_config(config, self.pipeline)  # takes the pipeline's embeddings
         self.classes = Classes(self.store, self.events, self.teacher, config.controls.slot_labels)
         if self.demo is not None:
             self.teacher.on_busy.append(lambda slot, busy: self.demo.hold(busy))
-        if self.models.detector is not None:  # detect mode matches box crops: teach from the main box
-            self.teacher.region = main_object_crop(self.models.detector, r.detect_threshold)
         self._runtime = backends.runtime_status(self.models.backend)  # asks dpkg: once, not per status
         if self.models.worker is not None:
             self.models.worker.on_change = self._backend_changed

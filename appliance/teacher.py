@@ -1,7 +1,9 @@
 """Teacher: records a teaching burst — live frames -> embeddings, thumbnails and a consistency check.
 
-A burst takes `teach.frames` distinct camera frames spread over `teach.seconds`, embedding each as it
-arrives (the Embedder's lock shares the model with the inference thread). Only one burst records at a
+A burst takes `teach.frames` distinct camera frames spread over `teach.seconds`, with the embeddings the
+pipeline made of them as it inferred them (pipeline.tap: while the burst records, the pipeline embeds
+every frame it infers, in detect mode the main object's crop); the Teacher never invokes the model
+itself, so the live pipeline's frames never wait for it. Only one burst records at a
 time: `recording()` refuses a second with ConflictError (presses during a burst are ignored, never
 queued) and tells `on_busy` listeners (the slot's LED, the demo camera's hold) when one starts and ends.
 
@@ -24,9 +26,10 @@ from typing import NamedTuple, Protocol
 import cv2
 import numpy as np
 
-from appliance.errors import ConflictError, SourceError
+from appliance.errors import ApplianceError, ConflictError, ModelError, SourceError
 from appliance.learning.burst_check import check_burst
 from appliance.pipeline.annotate import encode_jpeg
+from appliance.pipeline.tap import EmbeddingTap
 from appliance.pipeline.worker import Frame
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,9 @@ FRAME_WAIT_S = 2.0  # no camera frame for this long during a burst: give up with
 class FrameFeed(Protocol):
     """Where bursts take their frames from (the Pipeline)."""
 
-    def latest_frame(self) -> Frame | None: ...
+    embeddings: EmbeddingTap  # the frames' embeddings, made by the pipeline while a burst wants them
 
-    def wait_frame(self, after_seq: int, timeout: float) -> Frame | None: ...
+    def latest_frame(self) -> Frame | None: ...
 
 
 class Burst(NamedTuple):
@@ -69,21 +72,19 @@ def pick_evenly(items: list, count: int) -> list:
 
 
 class Teacher:
-    def __init__(self, frames: FrameFeed, embedder, *, frames_per_burst: int = 10, seconds: float = 1.0,
+    def __init__(self, frames: FrameFeed, *, frames_per_burst: int = 10, seconds: float = 1.0,
                  thumbnails_per_class: int = 4) -> None:
         self.frames = frames
-        self.embedder = embedder
         self.frames_per_burst = max(1, int(frames_per_burst))
         self.seconds = max(0.0, float(seconds))
         self.thumbnails_per_class = int(thumbnails_per_class)
         self.on_busy: list[Callable[[int | None, bool], None]] = []   # (slot or None, busy): LEDs, demo hold
-        self.region: Callable[[np.ndarray], np.ndarray] | None = None  # the part to teach (detect mode)
         self._lock = threading.Lock()
         self.busy = False
 
     @classmethod
-    def from_config(cls, config, frames: FrameFeed, embedder) -> Teacher:
-        return cls(frames, embedder, frames_per_burst=config.teach.frames, seconds=config.teach.seconds,
+    def from_config(cls, config, frames: FrameFeed) -> Teacher:
+        return cls(frames, frames_per_burst=config.teach.frames, seconds=config.teach.seconds,
                    thumbnails_per_class=config.teach.thumbnails_per_class)
 
     @contextlib.contextmanager
@@ -100,7 +101,8 @@ class Teacher:
             self._lock.release()
 
     def record(self) -> Burst:
-        """Record, embed and check one burst (call it inside `recording()`)."""
+        """Record one burst, with the pipeline's embeddings of its frames, and check it (call it inside
+        `recording()`)."""
         embeddings, pictures = self._frames()
         check = check_burst(embeddings)
         if check.refused:
@@ -111,26 +113,38 @@ class Teacher:
         return Burst(embeddings[keep], thumbs, check.total, len(keep), check.warning)
 
     def _frames(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Distinct frames spread over the burst's duration, embedded as they come; -> (vectors, pictures)."""
+        """Distinct frames newer than the burst's start, spread over its duration, as the pipeline embedded
+        them; -> (vectors, the pixels embedded)."""
         n = self.frames_per_burst
         interval = self.seconds / n
-        start = time.monotonic()
-        latest = self.frames.latest_frame()
-        seq = latest.seq if latest is not None else 0
-        embeddings, pictures = [], []
-        for i in range(n):
-            delay = start + i * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            frame = self.frames.wait_frame(seq, FRAME_WAIT_S)
-            if frame is None:
-                raise SourceError("no camera frames arrived while teaching",
-                                  "check that the camera is connected (the page shows \"no signal\")")
-            seq = frame.seq
-            rgb = self.region(frame.rgb) if self.region is not None else frame.rgb
-            embeddings.append(self.embedder.embed(rgb))
-            pictures.append(rgb)
+        tap = self.frames.embeddings
+        with tap.want():  # from here on the pipeline embeds the frames it starts and hands them over
+            start = time.monotonic()
+            latest = self.frames.latest_frame()
+            seq = latest.seq if latest is not None else 0
+            embeddings, pictures = [], []
+            for i in range(n):
+                delay = start + i * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                item = tap.wait(seq, FRAME_WAIT_S)
+                if item is None:
+                    raise self._no_frames(seq)
+                seq = item.seq
+                embeddings.append(item.embedding)
+                pictures.append(item.rgb)
         return np.stack(embeddings).astype(np.float32), pictures
+
+    def _no_frames(self, seq: int) -> ApplianceError:
+        """Why no embedded frame came: no recent camera frames, or frames the model did not embed."""
+        latest = self.frames.latest_frame()
+        if (self.frames.embeddings.closed or latest is None or latest.seq <= seq
+                or time.monotonic() - latest.captured_at > FRAME_WAIT_S / 2):
+            return SourceError("no camera frames arrived while teaching",
+                               "check that the camera is connected (the page shows \"no signal\")")
+        return ModelError("camera frames arrived while teaching, but the model embedded none of them",
+                          "look for inference errors in the log (journalctl -u appliance) and run "
+                          "`appliance doctor`")
 
     def _set_busy(self, busy: bool, slot: int | None) -> None:
         self.busy = busy

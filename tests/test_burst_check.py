@@ -81,7 +81,7 @@ def test_empty_and_single_frame_bursts():
 def _rig(tmp_path, embedder, source, frames=10, seconds=1.0):
     pipe = Pipeline(source, Inference(Engines(embedder=embedder), InferSettings()))
     store = ClassStore(tmp_path / "classes.sqlite", EMBEDDER)
-    teacher = Teacher(pipe, embedder, frames_per_burst=frames, seconds=seconds, thumbnails_per_class=2)
+    teacher = Teacher(pipe, frames_per_burst=frames, seconds=seconds, thumbnails_per_class=2)
     return pipe, store, Classes(store, pipe.events, teacher)
 
 

@@ -31,7 +31,7 @@ def rig(tmp_path, embedder, images_dir):
                           images_dir / "imprinting" / "cat_test_0.bmp"], fps=30)
     pipe = Pipeline(source, Inference(Engines(embedder=embedder), InferSettings()))
     store = ClassStore(tmp_path / "classes.sqlite", EMBEDDER)
-    teacher = Teacher(pipe, embedder, frames_per_burst=6, seconds=0.5, thumbnails_per_class=3)
+    teacher = Teacher(pipe, frames_per_burst=6, seconds=0.5, thumbnails_per_class=3)
     classes = Classes(store, pipe.events, teacher, slot_labels=("Class 1", "Class 2"))
     pipe.start()
     assert wait_until(lambda: pipe.latest_frame() is not None)

@@ -63,6 +63,31 @@ def test_detect_matches_crops_to_taught_classes(tmp_path, engines, images_dir):
     store.close()
 
 
+def test_a_burst_gets_each_frames_embedding_of_what_it_teaches(tmp_path, engines, images_dir):
+    """embed=True (a teaching burst wants the frame): classify embeds the whole frame even with nothing
+    taught; detect the main object's crop, before and after a class is taught (then reusing the match)."""
+    embedder, _, detector = engines
+    frame = read_image(images_dir / "kite_and_cold.jpg")
+    store = ClassStore(tmp_path / "c.sqlite", EMBEDDER)
+    eng = Engines(embedder=embedder, recognizer=Recognizer(store, unknown_threshold=0.5), store=store)
+    classify = Inference(eng, InferSettings())
+    assert classify.run(1, frame).embedded is None
+    whole = classify.run(2, frame, embed=True)
+    assert whole.recognition is None and whole.embedded.seq == 2 and whole.embedded.rgb is frame
+    np.testing.assert_allclose(whole.embedded.embedding, embedder.embed(frame), atol=1e-6)
+    detect = Inference(Engines(embedder=embedder, recognizer=eng.recognizer, detector=detector, store=store),
+                       InferSettings(mode="detect", detect_threshold=0.5))
+    main = main_object_crop(detector, 0.5)(frame)
+    for seq in (3, 4):
+        result = detect.run(seq, frame, embed=True)
+        assert result.embedded.rgb.shape == main.shape and result.embedded.rgb.shape[0] < frame.shape[0]
+        np.testing.assert_allclose(result.embedded.embedding, embedder.embed(main), atol=1e-6)
+        store.teach("Bob", result.embedded.embedding[None, :])  # the second frame is matched as well
+    assert result.matches[0] is not None and result.matches[0].label == "Bob"
+    assert detect.run(5, frame).embedded is None
+    store.close()
+
+
 def test_crop_skips_tiny_boxes():
     frame = np.zeros((100, 100, 3), np.uint8)
     assert crop(frame, BBox(0, 0, 10, 50)) is None

@@ -14,6 +14,7 @@ import numpy as np
 
 from appliance.pipeline.result import Result
 from appliance.pipeline.smoothing import Smoother, as_vote
+from appliance.pipeline.tap import Embedded
 from appliance.vision.preprocess import letterbox_size, shrink
 
 MIN_CROP_PX = 16      # detected boxes smaller than this are not matched against taught classes
@@ -40,6 +41,7 @@ class Job:
     prepared: dict
     pending: dict  # engine role -> what its start() returned
     classes: tuple[int | None, bool] = (None, False)  # Inference.classes_state() when it started
+    embed: bool = False  # a teaching burst wants this frame's embedding (Result.embedded)
 
 
 @dataclass(frozen=True)
@@ -73,15 +75,21 @@ def crop(frame: np.ndarray, bbox) -> np.ndarray | None:
     return np.ascontiguousarray(frame[y0:y1, x0:x1])
 
 
+def main_object(frame: np.ndarray, objects) -> tuple[int | None, np.ndarray]:
+    """What detect mode teaches from: the best-scoring object big enough to recognise (objects come best
+    first) -> (its index, its pixels), else (None, the whole frame); so a class is taught from what it
+    will be matched against — box crops."""
+    for i, obj in enumerate(objects):
+        pixels = crop(frame, obj.bbox)
+        if pixels is not None:
+            return i, pixels
+    return None, frame
+
+
 def main_object_crop(detector, threshold: float):
-    """For detect mode teaching: the best-scoring detected object's pixels (else the whole frame), so a
-    class is taught from what it will be matched against — box crops."""
+    """main_object of a frame detected on its own (the pipeline finds it in the boxes it has already)."""
     def region(frame: np.ndarray) -> np.ndarray:
-        for obj in detector.detect(frame, threshold=threshold):  # best first
-            pixels = crop(frame, obj.bbox)
-            if pixels is not None:
-                return pixels
-        return frame
+        return main_object(frame, detector.detect(frame, threshold=threshold))[1]
     return region
 
 
@@ -164,23 +172,25 @@ class Inference:
                 prepared[engine.model.input_size] = shrink(frame, engine.model.input_size)[0]
         return prepared
 
-    def start(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Job:
+    def start(self, seq: int, frame: np.ndarray, prepared: dict | None = None, *, embed: bool = False) -> Job:
         """Hand the frame to the model(s) this mode needs first; the results are read by `finish`. With
         the models in the inference worker the next frame is started before the last one is finished,
-        so the accelerator never waits for the CPU work around it."""
+        so the accelerator never waits for the CPU work around it. `embed`: a teaching burst wants this
+        frame's embedding (in Result.embedded), so it is made even when nothing is taught yet."""
         prepared = prepared or {}
         eng = self.engines
         pending: dict[str, Any] = {}
         classes = self.classes_state()
+        embed = embed and eng.embedder is not None
         if self.settings.mode == "detect":
             pixels = prepared["detect"][0] if "detect" in prepared else frame
             pending["detector"] = eng.detector.start(pixels)
-            return Job(seq, frame, prepared, pending, classes)
-        if eng.embedder is not None and (eng.recognizer is None or classes[1]):
+            return Job(seq, frame, prepared, pending, classes, embed)
+        if eng.embedder is not None and (eng.recognizer is None or classes[1] or embed):
             pending["embedder"] = eng.embedder.start(prepared.get(eng.embedder.model.input_size, frame))
         if eng.classifier is not None and (self.settings.show_base_labels or eng.embedder is None):
             pending["classifier"] = eng.classifier.start(prepared.get(eng.classifier.model.input_size, frame))
-        return Job(seq, frame, prepared, pending, classes)
+        return Job(seq, frame, prepared, pending, classes, embed)
 
     def finish(self, job: Job) -> Result:
         stages: dict[str, float] = {}
@@ -188,25 +198,28 @@ class Inference:
             return self._detect(job, stages)
         return self._classify(job, stages)
 
-    def run(self, seq: int, frame: np.ndarray, prepared: dict | None = None) -> Result:
-        return self.finish(self.start(seq, frame, prepared))
+    def run(self, seq: int, frame: np.ndarray, prepared: dict | None = None, *,
+            embed: bool = False) -> Result:
+        return self.finish(self.start(seq, frame, prepared, embed=embed))
 
     def _classify(self, job: Job, stages: dict[str, float]) -> Result:
-        raw = smoothed = None
+        raw = smoothed = embedded = None
         classes = []
         eng = self.engines
-        self._follow(job)
+        taught = self._follow(job)
         if "embedder" in job.pending:
             embedding, timings = eng.embedder.finish(job.pending["embedder"])
-            if eng.recognizer is not None:
+            if eng.recognizer is not None and taught:
                 raw = self._recognize(embedding, timings, stages)
                 smoothed = self.smoother.update(raw)
-            else:  # embedder alone (benchmarks): the work without a verdict
+            else:  # embedder alone (benchmarks), or only for a burst: the work without a verdict
                 _add_timings(stages, timings)
+            if job.embed:
+                embedded = Embedded(job.seq, job.frame, embedding)
         if "classifier" in job.pending:
             classes, timings = eng.classifier.finish(job.pending["classifier"], BASE_TOP_K, 0.05)
             _add_timings(stages, timings)
-        return Result(job.seq, "classify", smoothed, classes, [], stages, [], raw, time.monotonic())
+        return Result(job.seq, "classify", smoothed, classes, [], stages, [], raw, time.monotonic(), embedded)
 
     def _detect(self, job: Job, stages: dict[str, float]) -> Result:
         eng = self.engines
@@ -218,6 +231,7 @@ class Inference:
             objects = [o._replace(bbox=o.bbox.scale(sx, sy).map(round)) for o in objects]
         _add_timings(stages, timings)
         matches: list = [None] * len(objects)
+        embeddings: dict[int, np.ndarray] = {}
         best = None
         taught = self._follow(job)
         if (self.settings.classify_detections and eng.embedder is not None and eng.recognizer is not None
@@ -227,9 +241,22 @@ class Inference:
                 if pixels is None:
                     continue
                 embedding, timings = eng.embedder.embed_timed(pixels)
+                embeddings[i] = embedding
                 vote = as_vote(self._recognize(embedding, timings, stages), self.settings.unknown_threshold)
                 matches[i] = vote
                 if vote.class_id is not None and (best is None or vote.score > best.score):
                     best = vote
         smoothed = self.smoother.update(best) if taught else None
-        return Result(job.seq, "detect", smoothed, [], objects, stages, matches, best, time.monotonic())
+        embedded = self._main_object_embedded(job, objects, embeddings, stages) if job.embed else None
+        return Result(job.seq, "detect", smoothed, [], objects, stages, matches, best, time.monotonic(),
+                      embedded)
+
+    def _main_object_embedded(self, job: Job, objects: list, embeddings: dict[int, np.ndarray],
+                              stages: dict[str, float]) -> Embedded:
+        """The main object's embedding for a burst: the one its box was matched with, else made now."""
+        i, pixels = main_object(job.frame, objects)
+        if i is not None and i in embeddings:
+            return Embedded(job.seq, pixels, embeddings[i])
+        embedding, timings = self.engines.embedder.embed_timed(pixels)
+        _add_timings(stages, timings)
+        return Embedded(job.seq, pixels, embedding)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from appliance.learning.recognizer import Recognition
+from appliance.pipeline.tap import Embedded
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Result:
     matches: list = field(default_factory=list)   # detect mode: Recognition | None per object
     raw_recognition: Recognition | None = None  # this frame's own, before smoothing
     time: float = 0.0                    # time.monotonic() when the result was made
+    embedded: Embedded | None = None     # the frame's embedding, made when a teaching burst wanted it
 
     def to_dict(self) -> dict:
         """JSON-ready form for the web API and events."""

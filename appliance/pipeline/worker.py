@@ -28,6 +28,7 @@ from appliance.pipeline.infer import Inference, Job
 from appliance.pipeline.result import Result
 from appliance.pipeline.slot import LatestSlot
 from appliance.pipeline.stats import Stats
+from appliance.pipeline.tap import EmbeddingTap
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Pipeline:
         self.hub = hub or FrameHub()
         self.events = events or EventBus()
         self.on_result: list[Callable[[Result], None]] = []
+        self.embeddings = EmbeddingTap()  # a teaching burst takes its frames' embeddings from here
         # a non-realtime source (file, folder, demo) read only when the last frame was taken: it runs
         # exactly one frame ahead of inference instead of decoding frames that would be dropped
         self.pace_to_consumer = s.pace_to_consumer and not source.realtime
@@ -115,7 +117,6 @@ class Pipeline:
         self._to_encode: LatestSlot[tuple[Frame, Result | None]] = LatestSlot()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._frame_cond = threading.Condition()
         self._latest_frame: Frame | None = None
         self._latest_result: Result | None = None
         self._capture_seq = 0
@@ -132,6 +133,7 @@ class Pipeline:
         if self._threads:
             raise RuntimeError("pipeline already started")
         self._stop.clear()
+        self.embeddings.open()
         if self._frames.closed:  # started again after stop(): fresh slots
             self._frames, self._to_encode = LatestSlot(), LatestSlot()
         self._started_at = time.monotonic()
@@ -152,9 +154,8 @@ class Pipeline:
         """Stop and join the threads within `timeout` (a capture thread stuck in a driver is abandoned)."""
         self._stop.set()
         self._frames.close()
+        self.embeddings.close()
         self._to_encode.close()
-        with self._frame_cond:
-            self._frame_cond.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -179,15 +180,6 @@ class Pipeline:
 
     def latest_frame(self) -> Frame | None:
         return self._latest_frame
-
-    def wait_frame(self, after_seq: int, timeout: float) -> Frame | None:
-        """The next camera frame newer than after_seq (for teaching), or None on timeout / stop."""
-        with self._frame_cond:
-            self._frame_cond.wait_for(
-                lambda: (self._latest_frame is not None and self._latest_frame.seq > after_seq)
-                or self._stop.is_set(), timeout)
-            frame = self._latest_frame
-        return frame if frame is not None and frame.seq > after_seq else None
 
     # -- threads -------------------------------------------------------------------------------
     def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
@@ -252,9 +244,7 @@ class Pipeline:
             self.stats.add_stages({"capture": (t1 - t0) * 1e3, "resize": (time.perf_counter() - t1) * 1e3})
             self._capture_seq += 1
             frame = Frame(self._capture_seq, rgb, time.monotonic(), True, prepared)
-            with self._frame_cond:
-                self._latest_frame = frame
-                self._frame_cond.notify_all()
+            self._latest_frame = frame
             self.stats.frame_captured()
             before = self._frames.dropped
             self._frames.put(frame)
@@ -335,7 +325,7 @@ class Pipeline:
     def _start(self, frame: Frame) -> tuple[Frame, Job, float] | None:
         t0 = time.perf_counter()
         try:
-            job = self.inference.start(frame.seq, frame.rgb, frame.prepared)
+            job = self.inference.start(frame.seq, frame.rgb, frame.prepared, embed=self.embeddings.wanted)
         except Exception as exc:  # e.g. an Edge TPU unplugged, the worker restarting
             self._failed(frame, exc)
             return None
@@ -354,6 +344,8 @@ class Pipeline:
         self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
         self.stats.add_stages(result.timings)
         self._latest_result = result
+        if result.embedded is not None:
+            self.embeddings.put(result.embedded)
         skipped = self._to_encode.dropped
         self._to_encode.put((frame, result))
         self.encode_skipped += self._to_encode.dropped - skipped
