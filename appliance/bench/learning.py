@@ -2,7 +2,7 @@
 
     python -m appliance.bench.learning [--classes 100] [--viewers 20] [--sizes 150x20,500x20,10x200] [--json]
 
-Teaching: a real System on 127.0.0.1 (source ../shared/images, throttled like a camera) with V viewers
+Teaching: a real System on 127.0.0.1 (the demo camera, throttled like a camera) with V viewers
 reading /stream.mjpg from another process; N new classes are taught back to back through the Teacher (a
 real burst of frames each). A sampler thread notes when the inference counter moves: printed are the
 inference fps before and while teaching, the longest gap between two inferences (goal: at most 2 frame
@@ -29,7 +29,6 @@ import numpy as np
 
 from appliance.config import apply_overrides, demo_config
 from appliance.model_files import ENV_MODELS_FROM
-from appliance.paths import REPO_ROOT
 
 TICK_S = 0.002
 
@@ -265,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="150x20,500x20,10x200",
                         help="start-up store sizes, CLASSESxSAMPLES, comma separated ('' skips)")
     parser.add_argument("--fit-wait", type=float, default=60.0, help="seconds to wait for the fitted head")
-    images = REPO_ROOT.parent / "shared" / "images"
-    parser.add_argument("--source", default=str(images) if images.is_dir() else "demo")
+    parser.add_argument("--source", default="demo",
+                        help="camera source (default: the demo camera, which holds its photo while a burst "
+                             "records; a source whose view changes mid-burst gets bursts refused)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "edgetpu"))
     parser.add_argument("--head", default="auto", choices=("auto", "imprint", "softmax"),
                         help="recognition head while teaching (imprint: no background fit at all)")
