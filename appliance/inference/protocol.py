@@ -22,7 +22,7 @@ ModelSpec = namedtuple("ModelSpec", "role path device edgetpu_device num_threads
 ModelInfo = namedtuple("ModelInfo", "role path backend kind warning input_detail output_details "
                        "signature_outputs input_size offloaded")
 
-SLOTS_PER_MODEL = 3   # one invoking, one queued behind it (the next frame), one for a teaching burst
+SLOTS_PER_MODEL = 3   # one invoking, one queued behind it (the next frame), one for any other caller
 ALIGN = 64
 
 
