@@ -42,6 +42,7 @@ class FrameFeed(Protocol):
     """Where bursts take their frames from (the Pipeline)."""
 
     embeddings: EmbeddingTap  # the frames' embeddings, made by the pipeline while a burst wants them
+    last_inference_error: Exception | None  # why the latest frame was not inferred (None: it was)
 
     def latest_frame(self) -> Frame | None: ...
 
@@ -142,6 +143,9 @@ class Teacher:
                 or time.monotonic() - latest.captured_at > FRAME_WAIT_S / 2):
             return SourceError("no camera frames arrived while teaching",
                                "check that the camera is connected (the page shows \"no signal\")")
+        error = self.frames.last_inference_error
+        if isinstance(error, ApplianceError):  # e.g. the inference worker is down: 503, with its fix
+            return error
         return ModelError("camera frames arrived while teaching, but the model embedded none of them",
                           "look for inference errors in the log (journalctl -u appliance) and run "
                           "`appliance doctor`")

@@ -125,6 +125,7 @@ class Pipeline:
         self._started_cond = threading.Condition()
         self.read_errors = 0
         self.inference_errors = 0
+        self.last_inference_error: Exception | None = None  # the latest frame's, None once one succeeds
         self.encode_skipped = 0
         self._connection: tuple[bool, int] | None = None  # last told to the stats
 
@@ -335,6 +336,7 @@ class Pipeline:
         """Count, keep the loop going and the picture live; health decides what it means."""
         self.stats.inference_failed()
         self.inference_errors += 1
+        self.last_inference_error = exc
         if self.inference_errors == 1 or self.inference_errors % 100 == 0:
             log.error("inference failed (%d so far): %s", self.inference_errors, exc)
         self._to_encode.put((frame, None))  # viewers still see the live picture
@@ -344,6 +346,7 @@ class Pipeline:
         self.stats.inference_finished((time.perf_counter() - t0) * 1e3)
         self.stats.add_stages(result.timings)
         self._latest_result = result
+        self.last_inference_error = None
         if result.embedded is not None:
             self.embeddings.put(result.embedded)
         skipped = self._to_encode.dropped
