@@ -89,6 +89,8 @@ class WebConfig:
     password_hash: str = ""
     max_request_bytes: int = 65536
     allowed_hosts: tuple[str, ...] = ()   # extra host names the page answers to (DNS rebinding check)
+    max_live_views_per_client: int = 8    # streams + event feeds one client address may hold; 0 = no cap
+    max_connections_per_client: int = 32  # open connections one client address may hold; 0 = no cap
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,8 @@ CHECKS: dict[tuple[str, str], Any] = {
     ("web", "threads"): _in_range(1, 1000),
     ("web", "max_request_bytes"): _in_range(1024, 1 << 30),
     ("web", "allowed_hosts"): _host_names,
+    ("web", "max_live_views_per_client"): _in_range(0, 1000),
+    ("web", "max_connections_per_client"): _in_range(0, 10000),
     ("service", "stall_seconds"): _in_range(0.5, 3600.0),
     ("mqtt", "host"): _not_empty,
     ("mqtt", "port"): _in_range(1, 65535),
@@ -231,6 +233,13 @@ def section_cross_checks(section: str, values: dict[str, Any]) -> tuple[str, Bad
         if values["password_file"] and not values["username"]:
             return "password_file", Bad("is set but username is not",
                                         "set username too (the broker checks the pair)")
+    if section == "web":
+        views, connections = values["max_live_views_per_client"], values["max_connections_per_client"]
+        if views and connections and views > connections:
+            return "max_live_views_per_client", Bad(
+                f"({views}) is more than max_connections_per_client ({connections}); each live view "
+                "holds a connection",
+                "make max_connections_per_client at least max_live_views_per_client, or lower the latter")
     if section == "teach" and values["max_samples_per_class"] < values["frames"]:
         return "max_samples_per_class", Bad(
             f"({values['max_samples_per_class']}) is smaller than one burst ({values['frames']} frames)",

@@ -14,29 +14,11 @@ import time
 import urllib.parse
 
 import pytest
-from web_helpers import Client, ConfigView, MjpegReader, shared_system, wait_for
+from web_helpers import Client, ConfigView, MjpegReader, served, shared_system, wait_for
 
 from appliance.web.auth import hash_password
 
 PASSWORD = "open sesame"
-
-
-@contextlib.contextmanager
-def served(password: str = "", threads: int = 8, **web):
-    """A fresh app (own throttle, own live-view count) over the shared System, on its own server."""
-    from appliance.web.app import create_app
-    from appliance.web.server import serve
-
-    system = shared_system()
-    config = system.config
-    config = dataclasses.replace(config, web=dataclasses.replace(
-        config.web, password_hash=hash_password(password) if password else "", **web))
-    view = ConfigView(system, config)
-    server = serve(create_app(view), "127.0.0.1", 0, threads)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def raw(port: int, data: bytes, *, source: str = "127.0.0.1",
@@ -199,7 +181,7 @@ def test_slow_header_connections_are_closed_and_healthz_keeps_answering(monkeypa
     from appliance.web import bounds
 
     monkeypatch.setattr(bounds, "HEADER_TIMEOUT_S", 2.0)
-    with served() as server:
+    with served(max_connections_per_client=0) as server:  # a crowd from one address: no per-client cap
         slow = []
         for _ in range(200):  # a slow-loris crowd, each sending one header line now and then
             sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)

@@ -82,12 +82,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05) -> Any:
 class Client:
     """A tiny JSON client over http.client (a new connection per request, like curl)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None) -> None:
         self.host, self.port = host, port
+        self.source = (source, 0) if source else None  # a client address of its own (127.0.0.2, ...)
 
     def request(self, method: str, path: str, body: Any = None, *, headers: dict | None = None,
                 raw: bytes | None = None, timeout: float = 30.0) -> tuple[int, dict, Any]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout, source_address=self.source)
         hdrs = dict(headers or {})
         data = raw
         if body is not None:
@@ -112,11 +113,32 @@ class Client:
         return self.request("POST", path, body, **kw)
 
 
+@contextlib.contextmanager
+def served(password: str = "", threads: int = 8, **web):
+    """A fresh app (own throttle, own live-view count) over the shared System, on its own server."""
+    from appliance.web.app import create_app
+    from appliance.web.auth import hash_password as _hash
+    from appliance.web.server import serve
+
+    system = shared_system()
+    config = system.config
+    config = dataclasses.replace(config, web=dataclasses.replace(
+        config.web, password_hash=_hash(password) if password else "", **web))
+    view = ConfigView(system, config)
+    server = serve(create_app(view), "127.0.0.1", 0, threads)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 class MjpegReader:
     """Reads JPEG parts from /stream.mjpg over a raw socket (so a test controls reading exactly)."""
 
-    def __init__(self, port: int, path: str = "/stream.mjpg", timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port: int, path: str = "/stream.mjpg", timeout: float = 10.0,
+                 source: str | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         self.buf = b""
         head = self._until(b"\r\n\r\n")

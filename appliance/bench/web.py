@@ -20,8 +20,9 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from appliance.config import apply_overrides, demo_config
 from appliance.model_files import ENV_MODELS_FROM
@@ -114,6 +115,13 @@ def _measure(system, seconds: float) -> Phase:
                  round(100.0 * (cpu1 - cpu0) / wall, 1), round(rss_mb(), 1))
 
 
+def without_client_caps(config: Any) -> Any:
+    """Every viewer of a benchmark comes from 127.0.0.1, so the per-client caps (which would refuse the
+    9th stream and the 33rd connection) are off, as `[web] max_live_views_per_client = 0` and
+    `max_connections_per_client = 0` would turn them off in a config file."""
+    return replace(config, web=replace(config.web, max_live_views_per_client=0, max_connections_per_client=0))
+
+
 def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device: str,
               settle_s: float = 5.0) -> WebBench:
     from appliance.system import System
@@ -123,6 +131,7 @@ def run_bench(viewers: int, seconds: float, source: str, throttle: bool, device:
     with tempfile.TemporaryDirectory(prefix="appliance-web-bench-") as data_dir:
         config = apply_overrides(demo_config(data_dir=Path(data_dir)), source=source, device=device,
                                  models_dir=os.environ.get(ENV_MODELS_FROM) or str(Path(data_dir) / "models"))
+        config = without_client_caps(config)
         system = System(config, throttle=throttle)
         system.start(web=False, controls=False)
         server = serve(create_app(system), "127.0.0.1", 0, max(config.web.threads, viewers + 8))

@@ -28,7 +28,7 @@ from appliance.web.auth import (
 )
 from appliance.web.hosts import HostCheck
 from appliance.web.interface import Appliance
-from appliance.web.server import LARGE_BODIES_KEY, shutdown_event
+from appliance.web.server import CLIENT_CONNECTIONS_KEY, LARGE_BODIES_KEY, shutdown_event
 from appliance.web.sessions import Sessions
 from appliance.web.state import STATE_KEY, WebState, web_state
 from appliance.web.throttle import Throttle, TooManyAttemptsError
@@ -73,6 +73,7 @@ def create_app(system: Appliance, *, heartbeat_s: float = 15.0, poll_s: float = 
     # the upload routes' bodies: the server reads up to these there, and refuses more everywhere else
     app.extensions[LARGE_BODIES_KEY] = {models_api.UPLOAD_PATH: models_api.upload_limit(),
                                         transfer.IMPORT_PATH: transfer.MAX_UPLOAD_BYTES}
+    app.extensions[CLIENT_CONNECTIONS_KEY] = web.max_connections_per_client  # the server caps them
     app.extensions[STATE_KEY] = WebState(
         system=system,
         shutdown=shutdown_event(app),
@@ -162,8 +163,9 @@ def _security_headers(response):
 def _appliance_error(exc: ApplianceError):
     response = jsonify({"error": exc.problem, "fix": exc.fix})
     response.status_code = exc.status
-    if isinstance(exc, TooManyAttemptsError):
-        response.headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)  # throttled passwords, a client's live-view cap
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
     return response

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_KEY = "appliance.shutdown"  # app.extensions[...] -> threading.Event streams poll
 LONG_LIVED_KEY = "appliance.long_lived_limit"  # app.extensions[...] -> how many streams + SSE at once
 LARGE_BODIES_KEY = "appliance.large_bodies"    # app.extensions[...] -> {upload path: max bytes}
+CLIENT_CONNECTIONS_KEY = "appliance.connections_per_client"  # app.extensions[...] -> per address, 0: none
 STOP_TIMEOUT_S = 0.9
 
 
@@ -62,7 +63,8 @@ class WebServer:
             ident="appliance",
             clear_untrusted_proxy_headers=True,
         )
-        bounds.install(self._server, large_bodies=app.extensions.get(LARGE_BODIES_KEY))
+        bounds.install(self._server, large_bodies=app.extensions.get(LARGE_BODIES_KEY),
+                       connections_per_client=int(app.extensions.get(CLIENT_CONNECTIONS_KEY) or 0))
         listen = getattr(self._server, "effective_listen", None)
         if listen:
             self.host, self.port = listen[0][0], int(listen[0][1])
