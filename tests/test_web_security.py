@@ -254,7 +254,10 @@ def bearer(port: int, password: str, source: str = "127.0.0.1") -> tuple[int, di
 
 
 def test_wrong_guesses_are_throttled_per_address():
-    with served(PASSWORD) as server:
+    from appliance.web.throttle import Throttle
+
+    # the per-address lock, not the global CPU budget (tested on its own below with a clock)
+    with served(PASSWORD, throttle=Throttle(cpu_burst_s=10.0)) as server:
         statuses = [bearer(server.port, f"guess {i}")[0] for i in range(5)]
         assert statuses[:4] == [401] * 4 and statuses[4] == 429
         status, headers, body = bearer(server.port, PASSWORD)  # even the right one waits out the lock
