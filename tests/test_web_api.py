@@ -35,6 +35,13 @@ def teach(client: Client, label: str) -> dict:
     return body
 
 
+def test_the_system_is_what_the_web_layer_expects(system):
+    from appliance.web.interface import Appliance
+
+    assert isinstance(system, Appliance)  # every attribute and method the routes use is there
+    assert system.mqtt is None and system.classes.store is system.store
+
+
 def test_status_has_the_promised_fields(client):
     status, headers, body = client.get("/api/status")
     assert status == 200 and headers["content-type"].startswith("application/json")

@@ -5,7 +5,7 @@ The routes see only this, so a reader knows what the page can reach and a test c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # types only: the web layer never imports the System that serves it
     from appliance.classes import Classes
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # types only: the web layer never imports the System that ser
     from appliance.pipeline.result import Result
 
 
+@runtime_checkable
 class Appliance(Protocol):
     config: Config
     classes: Classes          # every change to the taught classes goes through it
