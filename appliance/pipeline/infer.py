@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,13 @@ from appliance.pipeline.result import Result
 from appliance.pipeline.smoothing import Smoother, as_vote
 from appliance.pipeline.tap import Embedded
 from appliance.vision.preprocess import letterbox_size, shrink
+
+if TYPE_CHECKING:
+    from appliance.learning.recognizer import Recognizer
+    from appliance.learning.store import ClassStore
+    from appliance.vision.classify import Classifier
+    from appliance.vision.detect import Detector
+    from appliance.vision.embed import Embedder
 
 MIN_CROP_PX = 16      # detected boxes smaller than this are not matched against taught classes
 BASE_TOP_K = 3
@@ -25,11 +32,11 @@ BASE_TOP_K = 3
 class Engines:
     """The loaded engines; any may be None when the mode does not need it."""
 
-    embedder: Any = None      # vision.embed.Embedder
-    recognizer: Any = None    # learning.recognizer.Recognizer
-    classifier: Any = None    # vision.classify.Classifier
-    detector: Any = None      # vision.detect.Detector
-    store: Any = None         # learning.store.ClassStore (for "are there any classes?")
+    embedder: Embedder | None = None
+    recognizer: Recognizer | None = None
+    classifier: Classifier | None = None
+    detector: Detector | None = None
+    store: ClassStore | None = None   # for "are there any classes?"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
@@ -21,6 +21,9 @@ from waitress.server import create_server
 from waitress.trigger import trigger as Trigger
 
 from appliance.web import bounds
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ CLIENT_CONNECTIONS_KEY = "appliance.connections_per_client"  # app.extensions[..
 STOP_TIMEOUT_S = 0.9
 
 
-def shutdown_event(app: Any) -> threading.Event:
+def shutdown_event(app: Flask) -> threading.Event:
     """The Event that long-lived responses (stream, SSE) poll; set when the server stops."""
     return app.extensions.setdefault(SHUTDOWN_KEY, threading.Event())
 
@@ -39,7 +42,7 @@ def shutdown_event(app: Any) -> threading.Event:
 class WebServer:
     """A waitress server running in a background thread; `stop()` returns within about a second."""
 
-    def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
+    def __init__(self, app: Flask, host: str, port: int, threads: int) -> None:
         self.app = app
         self._map: dict = {}
         self._shutdown = shutdown_event(app)
@@ -154,6 +157,6 @@ def long_lived_limit(threads: int) -> int:
     return max(1, threads - max(2, threads // 6))
 
 
-def serve(app: Any, host: str, port: int, threads: int) -> WebServer:
+def serve(app: Flask, host: str, port: int, threads: int) -> WebServer:
     """Start serving `app` on host:port in a background thread (port 0 picks a free one)."""
     return WebServer(app, host, port, threads).start()
