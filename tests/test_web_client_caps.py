@@ -70,7 +70,10 @@ def test_one_address_at_its_live_view_cap_gets_429_while_another_gets_its_stream
         assert "web.max_live_views_per_client" in body["fix"] and "tabs" in body["fix"]
         assert int(headers["retry-after"]) >= 1
         assert refused(server.port, "/api/events", A)[0] == 429
-        assert a.get("/api/status", timeout=5)[0] == 200  # short requests are not live views
+        status, _, figures = a.get("/api/status", timeout=5)
+        assert status == 200  # short requests are not live views
+        assert figures["live_views_refused"] == {"client": 2, "server": 0}
+        assert 'appliance_live_views_refused_total{reason="client"} 2' in a.get("/metrics")[2].decode()
 
         other = MjpegReader(server.port, source=B)  # another address still gets its stream
         held.append(other)
@@ -101,6 +104,7 @@ def test_no_per_client_cap_leaves_only_the_servers_own():
         assert all(status_of(r) == 200 for r in held)
         status, _, body = refused(server.port, "/stream.mjpg", B)
         assert status == 503 and "web.threads" in body["fix"]  # the server-wide cap, not the client's
+        assert Client(server.port).get("/api/status")[2]["live_views_refused"] == {"client": 0, "server": 1}
 
 
 def _connect(port: int, source: str) -> socket.socket:

@@ -66,6 +66,10 @@ def prometheus_text(status: dict, healthy: bool) -> str:
     metric("appliance_stream_viewers", "gauge", "Open /stream.mjpg viewers.", [({}, status.get("viewers"))])
     metric("appliance_event_clients", "gauge", "Open /api/events clients.",
            [({}, status.get("event_clients"))])
+    refused = status.get("live_views_refused") or {}
+    metric("appliance_live_views_refused_total", "counter",
+           "Streams and event feeds refused: a client at web.max_live_views_per_client, or the server full.",
+           [({"reason": "client"}, refused.get("client")), ({"reason": "server"}, refused.get("server"))])
     metric("appliance_classes", "gauge", "Taught classes.", [({}, status.get("classes"))])
     metric("appliance_cpu_temperature_celsius", "gauge", "SoC temperature.", [({}, status.get("cpu_temp_c"))])
     metric("appliance_backend_info", "gauge", "The inference backend (edgetpu or cpu) and mode.",

@@ -65,7 +65,8 @@ class Slots:
         self._lock = threading.Lock()
         self.used = 0
         self.by_client: dict[str, int] = {}
-        self.refused_client = 0   # live views refused by the per-client cap
+        self.refused_client = 0   # live views refused by the per-client cap (429)
+        self.refused_busy = 0     # live views refused because every live-view thread was taken (503)
         self._warned: set[str] = set()  # addresses logged as at their cap (again once all their views close)
 
     def take(self, limit: int, client: str = "", per_client: int = 0) -> Callable[[], None]:
@@ -86,6 +87,7 @@ class Slots:
                     "close the page in other tabs or browsers on that device (each page takes 2), or "
                     "raise web.max_live_views_per_client in the config (0 = no per-client cap)")
             if self.used >= limit:
+                self.refused_busy += 1
                 raise BusyError(f"too many live views: {self.used} video streams and event feeds are open, "
                                 f"the most this server runs at once (the rest of its threads answer the API)",
                                 "close the page in another tab or browser, or raise web.threads in the "

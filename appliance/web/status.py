@@ -20,10 +20,12 @@ def cpu_temperature_c(path: Path = THERMAL_ZONE) -> float | None:
 
 
 def with_web_figures(status: dict, state: WebState) -> dict:
-    """`status` plus stream viewers, SSE clients and the CPU temperature (left out when unreadable)."""
+    """`status` plus stream viewers, SSE clients, live views refused so far and the CPU temperature (left
+    out when unreadable)."""
     out = dict(status)
     out["viewers"] = state.viewers.value
     out["event_clients"] = state.sse_clients.value
+    out["live_views_refused"] = {"client": state.live.refused_client, "server": state.live.refused_busy}
     temp = cpu_temperature_c()
     if temp is not None:
         out["cpu_temp_c"] = temp
