@@ -129,9 +129,20 @@ class Detector:
         self.model = model
         self.labels = labels
         self.letterbox = letterbox
-        order = detection_output_order(model.output_details, model.signature_outputs)
-        position = {int(d["index"]): i for i, d in enumerate(model.output_details)}
-        self.order = {role: position[index] for role, index in order.items()}  # role -> output position
+        self._order_for: tuple = ()
+        self.order = self._output_order()
+
+    def _output_order(self) -> dict[str, int]:
+        """role -> output position, worked out again when the model's outputs change (a worker that fell
+        back to the CPU runs the CPU twin, whose tensors need not be the compiled model's)."""
+        details = self.model.output_details
+        key = tuple(int(d["index"]) for d in details)
+        if key != self._order_for:
+            order = detection_output_order(details, self.model.signature_outputs)
+            position = {int(d["index"]): i for i, d in enumerate(details)}
+            self.order = {role: position[index] for role, index in order.items()}
+            self._order_for = key
+        return self.order
 
     def start(self, rgb: np.ndarray) -> tuple[Pending, tuple[int, int]]:
         rgb = preprocess.as_rgb(rgb)
@@ -142,7 +153,7 @@ class Detector:
         pending, image_size = started
         ran = pending.wait()
         t0 = time.perf_counter()
-        out = {role: ran.outputs[i] for role, i in self.order.items()}
+        out = {role: ran.outputs[i] for role, i in self._output_order().items()}
         objects = objects_from_outputs(
             out["boxes"], out["classes"], out["scores"], float(np.asarray(out["count"]).reshape(-1)[0]),
             threshold=threshold, input_size=self.model.input_size, image_scale=ran.scale,
