@@ -206,3 +206,30 @@ def test_a_worker_killed_between_photos(coral_here, models_dir, images_dir, devi
             assert model.backend == "cpu" and "running on the CPU" in caplog.text
     assert not worker.alive
     assert os.getpid() not in delegate_pids(coral_here), "the delegate is loaded in the worker only"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_command_stopped_while_the_edge_tpu_hangs_leaves_no_worker_behind(box, models_dir, images_dir,
+                                                                            sig):
+    """Ctrl-C, `kill` or a closed terminal while the runtime hangs: the hung worker (which ignores SIGTERM
+    and SIGINT, as the service's must) goes with the command instead of holding the Edge TPU."""
+    tmp_path, env, mode_file = box
+    mode_file.write_text("hang\n")
+    path = cpu_copy_twin(tmp_path, models_dir, CLASSIFIER)
+    config = tmp_path / "config.toml"
+    config.write_text("[vision]\nfirst_result_timeout_s = 120.0\n")  # the command would wait long
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "classify", "--model", path, "--device",
+                             "edgetpu", "--config", str(config), str(images_dir / "cat.bmp")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not delegate_pids(tmp_path) and time.monotonic() < deadline:  # the worker is stuck in it
+            time.sleep(0.1)
+        assert delegate_pids(tmp_path), "the worker never reached the stand-in"
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert_nothing_left(tmp_path)
