@@ -61,6 +61,14 @@ def flowers_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fake_lib(tmp_path_factory) -> Path:
+    """The stand-in libedgetpu (tests/fake_edgetpu), compiled once for the whole run."""
+    from edgetpu_helpers import build_fake_libedgetpu
+
+    return build_fake_libedgetpu(tmp_path_factory.mktemp("libedgetpu"))
+
+
+@pytest.fixture(scope="session")
 def mqtt_broker(tmp_path_factory):
     """One real Mosquitto for the MQTT tests (password listener + TLS listener on a test CA)."""
     from mqtt_helpers import Broker

@@ -21,7 +21,7 @@ import sys
 import time
 
 import pytest
-from edgetpu_helpers import build_fake_libedgetpu, coral_env, delegate_pids, processes_with_env
+from edgetpu_helpers import coral_env, delegate_pids, processes_with_env
 
 from appliance.config import Config, apply_overrides
 from appliance.errors import DeviceError
@@ -35,11 +35,6 @@ CLASSIFIER = "mobilenet_v1_0.25_128_quant"
 DETECTOR = "ssd_mobilenet_v1_coco_quant_2018_06_29_detect"
 EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor"
 PAIR_FIX = "sudo ./install.sh --edgetpu"
-
-
-@pytest.fixture(scope="module")
-def fake_lib(tmp_path_factory):
-    return build_fake_libedgetpu(tmp_path_factory.mktemp("libedgetpu"))
 
 
 @pytest.fixture

@@ -17,16 +17,11 @@ import subprocess
 import sys
 
 import pytest
-from edgetpu_helpers import Appliance, build_fake_libedgetpu, coral_env, http
+from edgetpu_helpers import Appliance, coral_env, http
 
 from appliance.paths import REPO_ROOT
 
 EMBEDDER = "mobilenet_v1_1.0_224_quant_embedding_extractor"
-
-
-@pytest.fixture(scope="module")
-def fake_lib(tmp_path_factory):
-    return build_fake_libedgetpu(tmp_path_factory.mktemp("libedgetpu"))
 
 
 @pytest.fixture
