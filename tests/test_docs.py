@@ -91,6 +91,30 @@ def test_http_api_md_lists_exactly_the_openapi_routes():
                                   f"documented but not in openapi.json: {sorted(documented - served)}")
 
 
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_every_docs_link_and_anchor_resolves():
+    """Links between README.md and docs/*.md reach a file, and a #section in it (a moved or renamed
+    section otherwise leaves a dead link)."""
+    pages = [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    anchors = {page.resolve(): {anchor(h) for h in re.findall(r"^#+ (.+)$", page.read_text(), re.M)}
+               for page in pages}
+    dead = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # not links inside code blocks
+        for target, section in re.findall(r"\]\(((?!https?:|mailto:)[^)#\s]*)(?:#([^)\s]+))?\)", text):
+            where = (page.parent / target).resolve() if target else page.resolve()
+            if not where.exists():
+                dead.append(f"{page.name} -> {target} (no such file)")
+            elif section and where.suffix == ".md" and section not in anchors.get(where, set()):
+                dead.append(f"{page.name} -> {target}#{section} (no such section)")
+    assert not dead, "dead links:\n" + "\n".join(dead)
+
+
 def test_readme_is_short_and_its_links_resolve():
     text = (REPO_ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 250
@@ -107,9 +131,10 @@ def test_readme_is_short_and_its_links_resolve():
             assert (doc.parent / target).exists(), f"{doc.name} links {target}, which does not exist"
 
 
-def test_runtime_code_never_looks_beside_the_checkout():
-    """The dev machines' ../shared is reached only through APPLIANCE_MODELS_FROM / --from, never by path."""
-    for rel in ("appliance/paths.py", "appliance/model_files.py", "appliance/camera/demo.py"):
-        code = (REPO_ROOT / rel).read_text()
-        assert not re.search(r"""["']shared["']|REPO_ROOT\.parent""", code), rel
+def test_no_code_in_the_package_looks_beside_the_checkout():
+    """The dev machines' ../shared is reached only through APPLIANCE_MODELS_FROM / --from or a tool's own
+    arguments, never by path: not by the appliance, not by its benchmarks."""
+    for path in sorted((REPO_ROOT / "appliance").rglob("*.py")):
+        code = path.read_text()
+        assert not re.search(r"""["']shared["']|REPO_ROOT\.parent""", code), path.relative_to(REPO_ROOT)
     assert Path(REPO_ROOT / "appliance" / "assets" / "ATTRIBUTION.md").is_file()
