@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.camera import ReconnectingSource, open_source
+from appliance.camera.base import Source
 from appliance.camera.demo import DemoSource
 from appliance.classes import Classes
+from appliance.config import Config
 from appliance.controls import Controls
 from appliance.custom_models import load_labels, notice_for
 from appliance.errors import ApplianceError, ConflictError
 from appliance.inference.supervisor import InferenceWorker, RemoteModel, worker_for
 from appliance.learning.model_identity import model_identity
+from appliance.learning.recognizer import Recognizer
 from appliance.learning.store import ClassStore
 from appliance.model_files import resolve_model
 from appliance.pipeline.events import EventBus
@@ -39,7 +42,10 @@ from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
 from appliance.vision.model import load_model
 from appliance.web.app import create_app
-from appliance.web.server import serve
+from appliance.web.server import WebServer, serve
+
+if TYPE_CHECKING:  # started only when [mqtt] is on (imported then)
+    from appliance.mqtt.bridge import MqttBridge
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ class Models:
     """The engines. Their models run in the inference worker process (see appliance.inference), or in
     this process with in_process=True (benchmarks compare the two)."""
 
-    def __init__(self, config, *, in_process: bool = False, simulate_ms: float = 0.0) -> None:
+    def __init__(self, config: Config, *, in_process: bool = False, simulate_ms: float = 0.0) -> None:
         v = config.vision
         self._where = {"models_dir": config.models_dir, "models_from": v.models_from or None}
         mode = config.recognition.mode
@@ -131,13 +137,13 @@ class Models:
 
 
 class System:
-    def __init__(self, config, *, source=None, throttle: bool = True, pace_to_consumer: bool = False,
-                 in_process: bool = False, simulate_ms: float = 0.0) -> None:
+    def __init__(self, config: Config, *, source: Source | None = None, throttle: bool = True,
+                 pace_to_consumer: bool = False, in_process: bool = False, simulate_ms: float = 0.0) -> None:
         self.config = config
-        self.web_server = None
+        self.web_server: WebServer | None = None
         self.web_url: str | None = None
-        self.controls = None
-        self.mqtt = None  # appliance.mqtt.bridge.MqttBridge when [mqtt] enabled
+        self.controls: Controls | None = None
+        self.mqtt: MqttBridge | None = None  # when [mqtt] enabled
         self._stopped = False
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -148,9 +154,7 @@ class System:
             self.models.close()
             raise
 
-    def _build(self, config, source, throttle: bool, pace_to_consumer: bool) -> None:
-        from appliance.learning.recognizer import Recognizer  # written by the learning part
-
+    def _build(self, config: Config, source: Source | None, throttle: bool, pace_to_consumer: bool) -> None:
         data_dir = Path(config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ClassStore(data_dir / STORE_FILE, model_identity(self.models.embedder_path),
