@@ -245,3 +245,27 @@ def test_teaching_across_a_photo_change_in_the_demo_shows_the_warning(browser, t
     finally:
         page.close()
         system.stop()
+
+
+def test_a_page_refused_for_too_many_live_views_comes_back_by_itself(browser, base_url):
+    """A phone with too many tabs open gets 429 for the stream and the event feed; once the other tabs
+    close, the page picks both up again without a reload."""
+    from playwright.sync_api import expect
+    from web_helpers import MjpegReader, served
+
+    with served(threads=16, max_live_views_per_client=2) as server:
+        others = [MjpegReader(server.port), MjpegReader(server.port, "/api/events")]  # two other tabs
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        try:
+            page.goto(f"http://127.0.0.1:{server.port}/", wait_until="domcontentloaded")
+            page.wait_for_timeout(1500)
+            expect(page.locator("#live")).not_to_have_class(re.compile(r"\bon\b"))  # refused: 429
+            for reader in others:
+                reader.close()
+            expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"), timeout=15_000)
+            # the picture too (polled from here: the page's CSP forbids Playwright's polling eval)
+            wait_for(lambda: page.evaluate("document.getElementById('stream').naturalWidth > 0"), timeout=15)
+        finally:
+            page.close()
+            for reader in others:
+                reader.close()

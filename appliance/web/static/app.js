@@ -318,7 +318,12 @@ function connectEvents() {
   const source = new EventSource("/api/events");
   const parse = (handler) => (e) => { try { handler(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
   source.addEventListener("open", () => { $("live").classList.add("on"); });
-  source.addEventListener("error", () => { $("live").classList.remove("on"); });
+  source.addEventListener("error", () => {
+    $("live").classList.remove("on");
+    // a lost connection is retried by the browser itself; a refused one (429 too many live views from
+    // this device, 503 server full) closes the feed for good: try again in a few seconds
+    if (source.readyState === EventSource.CLOSED) setTimeout(connectEvents, 5000);
+  });
   source.addEventListener("status", parse(renderStatus));
   source.addEventListener("recognition", parse(renderRecognition));
   source.addEventListener("classes", parse((d) => {
@@ -333,9 +338,9 @@ function connectEvents() {
 
 function keepStreamAlive() {
   const img = $("stream");
-  img.addEventListener("error", () => {
-    setTimeout(() => { img.src = "/stream.mjpg?t=" + Date.now(); }, 2000);
-  });
+  const retry = () => setTimeout(() => { img.src = "/stream.mjpg?t=" + Date.now(); }, 2000);
+  img.addEventListener("error", retry);
+  if (img.complete && img.naturalWidth === 0) retry();  // it failed (e.g. 429) before this script ran
 }
 
 async function retryAccelerator() {
