@@ -6,7 +6,7 @@ import pytest
 
 from appliance.learning.recognizer import Recognizer
 from appliance.learning.store import ClassStore
-from appliance.pipeline.infer import Engines, Inference, InferSettings, crop, main_object_crop
+from appliance.pipeline.infer import Engines, Inference, InferSettings, crop, main_object
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import BBox, Detector
 from appliance.vision.embed import Embedder
@@ -54,7 +54,7 @@ def test_detect_matches_crops_to_taught_classes(tmp_path, engines, images_dir):
     inference = Inference(eng, InferSettings(mode="detect", detect_threshold=0.5))
     plain = inference.run(1, frame)
     assert plain.matches == [None] * len(plain.objects) and plain.objects
-    taught = main_object_crop(detector, 0.5)(frame)
+    taught = main_object(frame, detector.detect(frame, threshold=0.5))[1]
     assert taught.shape[0] < frame.shape[0]  # the best box, not the whole frame
     store.teach("Bob", embedder.embed(taught)[None, :])
     result = inference.run(2, frame)
@@ -77,7 +77,7 @@ def test_a_burst_gets_each_frames_embedding_of_what_it_teaches(tmp_path, engines
     np.testing.assert_allclose(whole.embedded.embedding, embedder.embed(frame), atol=1e-6)
     detect = Inference(Engines(embedder=embedder, recognizer=eng.recognizer, detector=detector, store=store),
                        InferSettings(mode="detect", detect_threshold=0.5))
-    main = main_object_crop(detector, 0.5)(frame)
+    main = main_object(frame, detector.detect(frame, threshold=0.5))[1]
     for seq in (3, 4):
         result = detect.run(seq, frame, embed=True)
         assert result.embedded.rgb.shape == main.shape and result.embedded.rgb.shape[0] < frame.shape[0]

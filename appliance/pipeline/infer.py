@@ -93,13 +93,6 @@ def main_object(frame: np.ndarray, objects) -> tuple[int | None, np.ndarray]:
     return None, frame
 
 
-def main_object_crop(detector, threshold: float):
-    """main_object of a frame detected on its own (the pipeline finds it in the boxes it has already)."""
-    def region(frame: np.ndarray) -> np.ndarray:
-        return main_object(frame, detector.detect(frame, threshold=threshold))[1]
-    return region
-
-
 class Inference:
     """Runs one mode's engines on a frame; owned by the one inference thread (the smoother is not shared)."""
 
