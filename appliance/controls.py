@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from appliance.config import ControlsConfig
 from appliance.errors import ApplianceError, ConflictError, DeviceError
-from appliance.slots import slot_of
+from appliance.slots import slot_label
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +114,7 @@ class Controls:
 
     def label_for(self, slot: int) -> str:
         """The class label a slot teaches (config slot_labels)."""
-        return self.config.slot_labels[slot - 1]
-
-    def slot_for(self, label: str | None) -> int | None:
-        """The slot whose label is `label` (as the store matches labels: appliance.slots), or None."""
-        slot = slot_of(self.config.slot_labels, label)
-        return slot if slot in self.slots else None
+        return slot_label(self.config.slot_labels, slot)
 
     @property
     def recording(self) -> int | None:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from appliance.errors import DeviceError, ModelError
-from appliance.vision import edgetpu
+from appliance.vision import backends, edgetpu
 from appliance.vision.classify import Classifier
 from appliance.vision.detect import Detector
 from appliance.vision.embed import Embedder
 from appliance.vision.images import read_image
-from appliance.vision.model import infer_kind, is_edgetpu_model, load_model, twin_for
+from appliance.vision.model import infer_kind, load_model, read_model_file, twin_for
 
 CLASSIFIER = "mobilenet_v2_1.0_224_quant.tflite"
 TINY = "mobilenet_v1_0.25_128_quant.tflite"
@@ -67,7 +67,10 @@ def test_edgetpu_model_without_edge_tpu_names_the_cpu_twin(models_dir, device):
 def test_edgetpu_custom_op_is_detected_even_when_renamed(models_dir, tmp_path):
     renamed = tmp_path / "mystery.tflite"
     shutil.copyfile(models_dir / TINY_EDGETPU, renamed)
-    assert is_edgetpu_model(renamed) and not is_edgetpu_model(models_dir / TINY)
+    def compiled(path):
+        return backends.compiled_for(read_model_file(path), path.stem)
+
+    assert compiled(renamed) is not None and compiled(models_dir / TINY) is None  # by its op, not its name
     with pytest.raises(ModelError, match="compiled for the Edge TPU"):
         load_model(renamed, device="auto")
 

@@ -41,11 +41,6 @@ def read_model_file(path: Path) -> bytes:
     return data
 
 
-def is_edgetpu_model(path: Path, data: bytes | None = None) -> bool:
-    data = data if data is not None else read_model_file(path)
-    return backends.compiled_for(data, Path(path).stem) is not None
-
-
 def edgetpu_without_tpu_error(path: Path) -> ModelError:
     twin = twin_for(Path(path), backends.CPU)
     if twin == Path(path):
