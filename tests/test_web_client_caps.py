@@ -138,3 +138,38 @@ def test_live_views_count_against_the_connection_cap():
         assert Client(server.port, source=A).get("/api/status", timeout=5)[0] == 429
         assert time.monotonic() - started < 5  # answered at once, not left to time out
         assert Client(server.port, source=B).get("/api/status", timeout=5)[0] == 200
+
+
+def test_every_listening_socket_is_bounded_when_a_host_has_two_addresses():
+    """A host name with two addresses ("localhost" as 127.0.0.1 and ::1 on Raspberry Pi OS) gives waitress
+    one listening server per address behind a MultiSocketServer: each of them gets the bounds (here the
+    connection cap), not only the first, and the wrapper itself is not mistaken for a server."""
+    import threading
+
+    from waitress.server import MultiSocketServer, create_server
+
+    from appliance.web import bounds
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = create_server(app, listen="127.0.0.1:0 127.0.0.4:0", threads=4)
+    assert isinstance(server, MultiSocketServer) and len(bounds.listening(server)) == 2
+    bounds.install(server, connections_per_client=1)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for host, port in server.effective_listen:
+            first = socket.create_connection((host, port), timeout=5, source_address=(A, 0))
+            try:
+                time.sleep(0.3)  # accepted before the next one
+                second = socket.create_connection((host, port), timeout=5, source_address=(A, 0))
+                with second:
+                    second.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                    assert second.recv(64).startswith(b"HTTP/1.1 429"), f"{host}:{port} is not bounded"
+            finally:
+                first.close()
+    finally:
+        server.close()
+        thread.join(5)

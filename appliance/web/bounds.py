@@ -21,6 +21,7 @@ from typing import Any
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
+from waitress.server import BaseWSGIServer, MultiSocketServer
 from waitress.task import ErrorTask
 
 HEADER_TIMEOUT_S = 10.0     # from a request's first byte to the end of its headers
@@ -142,11 +143,26 @@ def _address(addr: Any) -> str:
     return str(addr[0]) if isinstance(addr, tuple) else str(addr)
 
 
-def install(server, *, header_timeout: float | None = None, request_timeout: float | None = None,
-            large_bodies: dict[str, int] | None = None, connections_per_client: int = 0) -> None:
-    """Make a waitress server (from create_server) use BoundedChannel and close too-slow requests;
-    `large_bodies` (path -> bytes) are the upload routes allowed more than max_request_body_size;
-    `connections_per_client` caps one address's open connections (0: no cap)."""
+def listening(server) -> list:
+    """The listening servers behind what create_server returned: itself, or, for a host name with more
+    than one address (e.g. "localhost" as 127.0.0.1 and ::1, as Raspberry Pi OS's /etc/hosts has it),
+    the TcpWSGIServer of each address inside its MultiSocketServer."""
+    if isinstance(server, MultiSocketServer):
+        return [d for d in list(server.map.values()) if isinstance(d, BaseWSGIServer)]
+    return [server]
+
+
+def install(server, **bounds) -> None:
+    """Bound every listening socket of a server from create_server (see install_one)."""
+    for one in listening(server):
+        install_one(one, **bounds)
+
+
+def install_one(server, *, header_timeout: float | None = None, request_timeout: float | None = None,
+                large_bodies: dict[str, int] | None = None, connections_per_client: int = 0) -> None:
+    """Make one waitress server use BoundedChannel and close too-slow requests; `large_bodies` (path ->
+    bytes) are the upload routes allowed more than max_request_body_size; `connections_per_client` caps
+    one address's open connections on it (0: no cap)."""
     header_timeout = HEADER_TIMEOUT_S if header_timeout is None else header_timeout
     request_timeout = REQUEST_TIMEOUT_S if request_timeout is None else request_timeout
     parser = type("ServerParser", (SizedParser,), {"large_bodies": dict(large_bodies or {})})
