@@ -94,7 +94,10 @@ def _not_empty(value: str) -> None:
 
 
 def _edgetpu_device(value: str) -> None:
-    """The runtime's own parser (vision.edgetpu.device_options) decides, so both accept the same names."""
+    """The runtime's own parser (vision.edgetpu.device_options) decides, so both accept the same names;
+    the config is stricter only about spaces around the name, which the parser would strip."""
+    if value != value.strip():
+        raise Bad(f'is "{value}", with spaces around the device name', f'write "{value.strip()}"')
     try:
         edgetpu.device_options(value)
     except DeviceError as exc:

@@ -8,6 +8,7 @@ class ApplianceError(Exception):
     """Something the user can fix. `problem` says what is wrong, `fix` what to do about it."""
 
     status = 400  # the HTTP status the web API answers with
+    retry_after: float | None = None  # seconds, for the web API's Retry-After (a refusal that passes)
 
     def __init__(self, problem: str, fix: str = "") -> None:
         super().__init__(problem)

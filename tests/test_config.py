@@ -104,6 +104,7 @@ def test_same_key_in_another_section_does_not_confuse_the_line(tmp_path: Path) -
     ("[recognition]\nmin_similarity = -0.1\n", 2, "min_similarity is -0.1", "0.0 to 1.0"),
     ("[vision]\ndevice = \"tpu\"\n", 2, "device is \"tpu\"", "auto, edgetpu, cpu"),
     ("[vision]\nedgetpu_device = \"usb0\"\n", 2, "edgetpu_device", "usb:N"),
+    ("[vision]\nedgetpu_device = \" usb\"\n", 2, "with spaces around the device name", 'write "usb"'),
     ("[controls]\nbuttons = [17, 27, 40, 23]\n", 2, "pin 40", "BCM"),
     ("[controls]\nbuttons = [17, 17, 22, 23]\n", 2, "twice", "own pin"),
     ("[controls]\nbuttons = [17, \"27\"]\n", 2, "list of integers", "[17, 27, 22, 23]"),

@@ -22,9 +22,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from appliance.config import apply_overrides, demo_config
+from appliance.config import Config, apply_overrides, demo_config
 from appliance.model_files import ENV_MODELS_FROM
 from appliance.vision import backends
 
@@ -115,7 +114,7 @@ def _measure(system, seconds: float) -> Phase:
                  round(100.0 * (cpu1 - cpu0) / wall, 1), round(rss_mb(), 1))
 
 
-def without_client_caps(config: Any) -> Any:
+def without_client_caps(config: Config) -> Config:
     """Every viewer of a benchmark comes from 127.0.0.1, so the per-client caps (which would refuse the
     9th stream and the 33rd connection) are off, as `[web] max_live_views_per_client = 0` and
     `max_connections_per_client = 0` would turn them off in a config file."""

@@ -69,11 +69,18 @@ def _load(spec: ModelSpec) -> _Runner:
     return _Runner(model, spec.simulate_ms)
 
 
+def on_cpu(spec: ModelSpec) -> ModelSpec:
+    """The spec run on the CPU (after a fallback, or to describe a model while the worker is down): a
+    model named by its Edge TPU file (m_edgetpu.tflite) runs as its CPU twin (m.tflite) when that is
+    beside it, since the compiled file cannot run there."""
+    twin = twin_for(Path(spec.path), "cpu")
+    return spec._replace(device="cpu", path=str(twin) if twin.exists() else spec.path)
+
+
 def describe_on_cpu(spec: ModelSpec) -> ModelInfo:
     """The model's tensor facts, read from its CPU twin in this process (no delegate, no invoke): what
     the engines need to be built while the worker is down."""
-    path = twin_for(Path(spec.path), "cpu")
-    return _load(spec._replace(path=str(path if path.exists() else spec.path), device="cpu")).info(spec.role)
+    return _load(on_cpu(spec)).info(spec.role)
 
 
 def main(conn, specs: list[ModelSpec], log_level: int = logging.WARNING) -> None:

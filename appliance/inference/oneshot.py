@@ -24,13 +24,18 @@ from appliance.vision.model import Done, Model, load_model, twin_for
 log = logging.getLogger(__name__)
 
 
+def _present(device: str) -> list:
+    """The accelerators `device` would use that are present here: any under "auto", else the named one."""
+    if device == backends.CPU:
+        return []
+    candidates = backends.accelerators() if device == backends.AUTO else [backends.get(device)]
+    return [b for b in candidates if b.present()]
+
+
 def on_accelerator(device: str) -> bool:
     """Whether `device` would run models on an accelerator here: a named one that is present (a missing
     one is load_model's plain error), or "auto" with one present."""
-    if device == backends.CPU:
-        return False
-    candidates = backends.accelerators() if device == backends.AUTO else [backends.get(device)]
-    return any(b.present() for b in candidates)
+    return bool(_present(device))
 
 
 class OneShotModels:
@@ -73,8 +78,7 @@ class OneShotModels:
         if fix == RESTART_FIX:  # the service's words ("restarts by itself"): a command does not
             fix = CRASH_FIX
         device = self.vision.device
-        candidates = backends.accelerators() if device == backends.AUTO else [backends.get(device)]
-        label = "/".join(b.label for b in candidates if b.present()) or backends.label(device)
+        label = "/".join(b.label for b in _present(device)) or backends.label(device)
         words = f"running {path.name} on the {label} failed: {problem}; {runtime_line()}"
         cpu_path = twin_for(path, backends.CPU)
         if device != backends.AUTO or not cpu_path.is_file():

@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from appliance.errors import ApplianceError, ModelError
-from appliance.inference.child import describe_on_cpu
+from appliance.inference.child import describe_on_cpu, on_cpu
 from appliance.inference.client import RESTART_FIX, Ticket, WorkerClient, WorkerError
 from appliance.inference.protocol import ModelInfo, ModelSpec
 from appliance.vision import backends
-from appliance.vision.model import twin_for
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +35,6 @@ class WorkerSettings:
     restart_pause_s: float = 0.5           # doubles after each failure in a row ...
     max_restart_pause_s: float = 30.0      # ... up to this
     stable_after_s: float = 30.0           # a worker serving this long resets the failure count
-
-
-def on_cpu(spec: ModelSpec) -> ModelSpec:
-    """The spec run on the CPU after a fallback: a model named by its Edge TPU file (m_edgetpu.tflite)
-    runs as its CPU twin (m.tflite) when that is beside it, since the compiled file cannot run there."""
-    twin = twin_for(Path(spec.path), backends.CPU)
-    return spec._replace(device=backends.CPU, path=str(twin) if twin.exists() else spec.path)
 
 
 def worker_for(vision, paths: Mapping[str, Path], *, kinds: Mapping[str, str | None] | None = None,

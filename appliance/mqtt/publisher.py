@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from appliance.classes import class_dict
 from appliance.mqtt.topics import Topics
 
 if TYPE_CHECKING:
@@ -135,8 +136,6 @@ class Publisher:
 
     def publish_classes(self, classes: list | None = None) -> list:
         if classes is None:
-            from appliance.classes import class_dict
-
             classes = [class_dict(c) for c in self.system.classes.list()]
         self.conn.publish(self.topics.classes, _json({"classes": classes}), qos=1, retain=True)
         return classes

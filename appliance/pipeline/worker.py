@@ -199,7 +199,7 @@ class Pipeline:
             self.read_errors += 1
             if self.read_errors == 1 or self.read_errors % 100 == 0:
                 log.warning("camera read failed (%d so far): %s", self.read_errors, exc)
-            self._set_connection(False)
+            self._set_connection(False, self.source.health().reconnects)
             self._show_no_signal()
             self._stop.wait(READ_ERROR_BACKOFF_S)
             return None, False
@@ -207,10 +207,8 @@ class Pipeline:
         self._set_connection(health.connected, health.reconnects)
         return rgb, health.connected
 
-    def _set_connection(self, connected: bool, reconnects: int | None = None) -> None:
+    def _set_connection(self, connected: bool, reconnects: int) -> None:
         """Tell the stats when the connection state or reconnect count changed (not on every frame)."""
-        if reconnects is None:
-            reconnects = self._connection[1] if self._connection is not None else 0
         state = (connected, reconnects)
         if state != self._connection:
             self._connection = state

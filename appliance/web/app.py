@@ -30,7 +30,7 @@ from appliance.web.hosts import HostCheck
 from appliance.web.interface import Appliance
 from appliance.web.server import CLIENT_CONNECTIONS_KEY, LARGE_BODIES_KEY, shutdown_event
 from appliance.web.sessions import Sessions
-from appliance.web.state import STATE_KEY, WebState, web_state
+from appliance.web.state import STATE_KEY, WebState, client_address, web_state
 from appliance.web.throttle import Throttle, TooManyAttemptsError
 
 log = logging.getLogger(__name__)
@@ -111,12 +111,7 @@ def _logged_in(state: WebState) -> bool:
     if state.password.cached(token):  # verified before: no scrypt, no throttle
         return True
     password = state.password
-    return state.throttle.attempt(_client(), lambda: password.check(token))
-
-
-def _client() -> str:
-    """The client's address: throttling is per address (waitress drops untrusted proxy headers)."""
-    return request.remote_addr or "unknown"
+    return state.throttle.attempt(client_address(), lambda: password.check(token))
 
 
 def _gatekeeper():
@@ -163,9 +158,8 @@ def _security_headers(response):
 def _appliance_error(exc: ApplianceError):
     response = jsonify({"error": exc.problem, "fix": exc.fix})
     response.status_code = exc.status
-    retry_after = getattr(exc, "retry_after", None)  # throttled passwords, a client's live-view cap
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if exc.retry_after is not None:  # throttled passwords, a client's live-view cap
+        response.headers["Retry-After"] = str(exc.retry_after)
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
     return response
@@ -209,7 +203,7 @@ def _login():
             password = str((request.get_json(silent=True) or {}).get("password", ""))
         check = state.password.check
         try:
-            ok = bool(password) and state.throttle.attempt(_client(), lambda: check(password))
+            ok = bool(password) and state.throttle.attempt(client_address(), lambda: check(password))
         except TooManyAttemptsError as exc:
             if request.is_json:
                 raise

@@ -168,6 +168,12 @@ class WebState:
     live: Slots = field(default_factory=Slots)       # streams + event feeds open now
 
 
+def client_address() -> str:
+    """The request's client address: password throttling and the live-view cap are per address
+    (waitress drops untrusted proxy headers)."""
+    return request.remote_addr or "unknown"
+
+
 def web_state() -> WebState:
     return current_app.extensions[STATE_KEY]
 
@@ -181,4 +187,4 @@ def take_live_slot(state: WebState) -> Callable[[], None]:
     limit = current_app.extensions.get(LONG_LIVED_KEY)
     if limit is None:  # not served by WebServer (e.g. Flask's test client): the configured thread count
         limit = long_lived_limit(web.threads)
-    return state.live.take(limit, request.remote_addr or "unknown", web.max_live_views_per_client)
+    return state.live.take(limit, client_address(), web.max_live_views_per_client)
